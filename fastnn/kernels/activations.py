@@ -1,0 +1,107 @@
+"""Elementwise activations and their derivatives, dispatched on an integer code.
+
+The codes are defined here (kernels know nothing of names); ``fastnn/activations.py``
+maps the public names onto them. Derivatives are written in terms of the layer's
+*output* ``a`` (as scikit-learn does), so the backward pass needs no stored ``z``:
+
+    sigmoid  a(1-a)      tanh  1-a^2      relu  [a>0]      leaky_relu  [a>0] + slope*[a<=0]
+
+(for leaky_relu with slope > 0, ``a > 0`` exactly when ``z > 0``; the public API
+requires slope >= 0).  The branch on the code sits outside the element loops so
+that each loop is a plain vectorisable body.
+"""
+import numpy as np
+from numba import njit
+
+from ._numeric import like
+
+IDENTITY = 0
+SIGMOID = 1
+TANH = 2
+RELU = 3
+LEAKY_RELU = 4
+SOFTMAX = 5
+
+
+@njit(cache=True)
+def sigmoid(z):
+    """Logistic function, evaluated without overflow for either sign of ``z``."""
+    if z >= 0:
+        return like(z, 1.0) / (like(z, 1.0) + np.exp(-z))
+    e = np.exp(z)
+    return e / (like(z, 1.0) + e)
+
+
+@njit(cache=True)
+def activate(Z, A, code, slope):
+    """``A = f(Z)`` row by row for a ``(batch, units)`` block; ``A`` may be ``Z`` (in place)."""
+    B, m = Z.shape
+    if code == IDENTITY:
+        for b in range(B):
+            for j in range(m):
+                A[b, j] = Z[b, j]
+    elif code == SIGMOID:
+        for b in range(B):
+            for j in range(m):
+                A[b, j] = sigmoid(Z[b, j])
+    elif code == TANH:
+        for b in range(B):
+            for j in range(m):
+                A[b, j] = np.tanh(Z[b, j])
+    elif code == RELU:
+        zero = like(slope, 0.0)
+        for b in range(B):
+            for j in range(m):
+                z = Z[b, j]
+                A[b, j] = z if z > zero else zero
+    elif code == LEAKY_RELU:
+        zero = like(slope, 0.0)
+        for b in range(B):
+            for j in range(m):
+                z = Z[b, j]
+                A[b, j] = z if z > zero else slope * z
+    elif code == SOFTMAX:
+        # a_j = exp(z_j - max z) / sum_k exp(z_k - max z): the shift keeps exp <= 1.
+        for b in range(B):
+            mx = Z[b, 0]
+            for j in range(1, m):
+                if Z[b, j] > mx:
+                    mx = Z[b, j]
+            s = like(slope, 0.0)
+            for j in range(m):
+                e = np.exp(Z[b, j] - mx)
+                A[b, j] = e
+                s += e
+            for j in range(m):
+                A[b, j] = A[b, j] / s
+
+
+@njit(cache=True)
+def mul_derivative(D, A, code, slope):
+    """``D *= f'(z)``, with ``f'`` written in terms of the output ``A = f(z)``.
+
+    Not defined for softmax, whose Jacobian is not diagonal (see ``dense.output_delta``).
+    """
+    B, m = D.shape
+    one = like(slope, 1.0)
+    zero = like(slope, 0.0)
+    if code == SIGMOID:
+        for b in range(B):
+            for j in range(m):
+                a = A[b, j]
+                D[b, j] *= a * (one - a)
+    elif code == TANH:
+        for b in range(B):
+            for j in range(m):
+                a = A[b, j]
+                D[b, j] *= one - a * a
+    elif code == RELU:
+        for b in range(B):
+            for j in range(m):
+                if not A[b, j] > zero:
+                    D[b, j] = zero
+    elif code == LEAKY_RELU:
+        for b in range(B):
+            for j in range(m):
+                if not A[b, j] > zero:
+                    D[b, j] *= slope

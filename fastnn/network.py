@@ -1,0 +1,354 @@
+"""The Network: layer spec, flat parameter buffer, and fit / predict / evaluate / gradients."""
+import time
+
+import numpy as np
+
+from . import activations as _act
+from . import costs as _costs
+from . import optimizers as _opt
+from ._validation import check_int, check_real, check_targets, check_X
+from .callbacks import History, ProgressLine
+from .initializers import INITIALIZERS, initialize
+from .kernels import train as _kt
+
+#: Rows per workspace chunk: a mini-batch larger than this is processed in chunks whose
+#: summed gradients are added up, so memory stays bounded even for full-batch training.
+CHUNK = 512
+#: Smallest chunk that takes the BLAS path (np.dot) instead of the hand-written loops.
+BLAS_MIN_BATCH = 48
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite cost or non-finite weights.
+
+    The network keeps the weights of the last good epoch. ``epoch`` is the epoch (counted
+    over the network's life, from 1) that diverged; ``history`` holds the epochs before it.
+    """
+
+    def __init__(self, message, epoch, history):
+        super().__init__(message)
+        self.epoch = epoch
+        self.history = history
+
+
+class Network:
+    """A fully-connected feed-forward network (multi-layer perceptron).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer sizes: input, hidden..., output (at least two entries, each >= 1).
+    hidden : str or sequence of str, default "relu"
+        Hidden activation, one name for all hidden layers or one per hidden layer:
+        identity, sigmoid, tanh, relu, leaky_relu.
+    output : str, default "softmax"
+        Output activation: identity, sigmoid, tanh or softmax.
+    cost : str or None, default None
+        quadratic, cross_entropy or log_likelihood; None picks the natural pair of the
+        output (softmax -> log_likelihood, sigmoid -> cross_entropy, identity/tanh ->
+        quadratic). See :mod:`fastnn.costs` for the valid pairs.
+    init : str, default "auto"
+        gaussian, lecun, xavier, xavier_uniform, he, he_uniform, or auto (he for the relu
+        family, lecun otherwise). See :mod:`fastnn.initializers`.
+    dtype : {"float32", "float64"}, default "float32"
+        Floating type of the parameters and of all computation.
+    seed : int, default 0
+        Seeds the initial weights and the per-epoch shuffling.
+    leaky_slope : float, default 0.01
+        Slope of leaky_relu for negative inputs (>= 0).
+
+    Attributes
+    ----------
+    params : ndarray
+        The flat parameter buffer; ``weights`` and ``biases`` are views into it.
+    weights : list of ndarray
+        ``weights[l]`` has shape ``(fan_in, fan_out)``: ``Z = A @ W + b``.
+    biases : list of ndarray
+        ``biases[l]`` has shape ``(fan_out,)``.
+    epochs_trained : int
+        Epochs completed over all calls to :meth:`fit`.
+    """
+
+    def __init__(self, sizes, hidden="relu", output="softmax", cost=None, init="auto",
+                 dtype="float32", seed=0, leaky_slope=0.01):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+            raise TypeError(f"sizes must be a sequence of layer sizes; got {sizes!r}")
+        sizes = [check_int("sizes", s, 1) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least an input and an output size; got {sizes}")
+        n_hidden = len(sizes) - 2
+        if isinstance(hidden, str):
+            hidden = [hidden] * n_hidden
+        else:
+            hidden = list(hidden)
+            if len(hidden) != n_hidden:
+                raise ValueError(f"hidden has {len(hidden)} names but the network has "
+                                 f"{n_hidden} hidden layers")
+        for h in hidden:
+            _act.check_name(h, _act.HIDDEN, "hidden")
+        _act.check_name(output, _act.OUTPUT, "output")
+        cost = _costs.resolve(output, cost)
+        if not isinstance(init, str):
+            raise TypeError(f"init must be a string; got {init!r}")
+        if init != "auto" and init not in INITIALIZERS:
+            raise ValueError(f"init={init!r} is not known; valid: {['auto', *INITIALIZERS]}")
+        if isinstance(dtype, type) or isinstance(dtype, np.dtype):
+            dtype = np.dtype(dtype).name
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not supported; valid: {sorted(_DTYPES)}")
+        seed = check_int("seed", seed, 0)
+        leaky_slope = check_real("leaky_slope", leaky_slope, 0.0)
+
+        self.sizes = sizes
+        self.hidden = hidden
+        self.output = output
+        self.cost = cost
+        self.init = init
+        self.dtype = np.dtype(_DTYPES[dtype])
+        self.seed = seed
+        self.leaky_slope = leaky_slope
+        self.epochs_trained = 0
+        self._labels_fitted = None
+
+        L = len(sizes) - 1
+        self._layout = np.zeros((L, 4), np.int64)
+        off = 0
+        for l, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+            self._layout[l] = (off, off + n * m, n, m)
+            off += n * m + m
+        self._codes = np.array([_act.HIDDEN[h] for h in hidden] + [_act.OUTPUT[output]],
+                               np.int64)
+        self._cost_code = _costs.COSTS[cost]
+        self._slope = self.dtype.type(leaky_slope)
+        self._params = np.empty(off, self.dtype)
+        self._weights = [self._params[w:b].reshape(n, m) for w, b, n, m in self._layout]
+        self._biases = [self._params[b:b + m] for w, b, n, m in self._layout]
+        self._weight_mask = np.zeros(off, bool)
+        for w, b, n, m in self._layout:
+            self._weight_mask[w:b] = True
+
+        if init == "auto":
+            relu = any(h in _act.RELU_FAMILY for h in hidden)
+            init = "he" if relu else "lecun"
+        self.init_resolved = init
+        rng = np.random.default_rng(seed)
+        for l, (W, b) in enumerate(initialize(sizes, init, rng)):
+            self._weights[l][...] = W
+            self._biases[l][...] = b
+
+    # --- parameters -------------------------------------------------------------------
+    @property
+    def params(self):
+        """The flat parameter buffer (writable; ``weights`` and ``biases`` view into it)."""
+        return self._params
+
+    @property
+    def weights(self):
+        """List of weight matrices, ``weights[l]`` of shape ``(fan_in, fan_out)``."""
+        return list(self._weights)
+
+    @property
+    def biases(self):
+        """List of bias vectors, ``biases[l]`` of shape ``(fan_out,)``."""
+        return list(self._biases)
+
+    @property
+    def n_params(self):
+        return self._params.size
+
+    def __repr__(self):
+        return (f"Network({self.sizes}, hidden={self.hidden}, output={self.output!r}, "
+                f"cost={self.cost!r}, dtype={self.dtype.name!r})")
+
+    def _is_classifier(self):
+        if self._labels_fitted is not None:
+            return self._labels_fitted
+        return self.output == "softmax"
+
+    def _perm(self, epoch, n):
+        """The sample order of ``epoch`` (0-based): a function of (seed, epoch, n) only."""
+        return np.random.default_rng([self.seed, 1, epoch]).permutation(n).astype(np.int64)
+
+    def _chunk(self, rows):
+        return max(1, min(rows, CHUNK))
+
+    # --- training ---------------------------------------------------------------------
+    def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", l2=0.0,
+            validation_data=None, shuffle=True, progress=True):
+        """Train with mini-batch gradient descent; each epoch runs in one compiled call.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+            Inputs. Converted once per call to a C-contiguous array of the network's
+            dtype; no copy is made when ``X`` already is one, and none per epoch
+            (each mini-batch is gathered into a small preallocated workspace).
+        y : array_like
+            Integer class labels ``(n_samples,)`` in ``[0, outputs)``, or float targets
+            ``(n_samples, outputs)``.
+        epochs : int, default 1
+            Passes over the data (0 trains nothing).
+        batch_size : int, default 32
+            Samples per gradient step, from 1 (online learning) to ``n_samples`` (full
+            batch; larger values are clipped to it). The last, smaller batch is used and
+            averaged over its own size.
+        optimizer : str or Optimizer, default "sgd"
+            ``"sgd"`` (``SGD(lr=0.01)``) or an instance such as ``fastnn.SGD(lr=3.0)``.
+            The instance keeps its state (velocities) across fits of this network.
+        l2 : float, default 0.0
+            Adds ``(l2/2) * sum(w**2)`` over all weights (not biases) to the cost; with
+            Nielsen's lambda and n training samples, ``l2 = lambda / n``.
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch (``val_loss``, ``val_accuracy``).
+        shuffle : bool, default True
+            Visit the samples in a new random order each epoch (seeded by the network's
+            seed and epoch number); otherwise in the given order.
+        progress : bool, default True
+            Print one line per epoch to standard error.
+
+        Returns
+        -------
+        History
+            ``history.history`` holds per-epoch lists ``loss``, ``accuracy``
+            (classifiers), ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For bad arguments; the network is left unchanged.
+        DivergenceError
+            If the cost or the weights become non-finite; the network keeps the weights
+            of the last complete epoch.
+        """
+        X = check_X(X, self.sizes[0], self.dtype)
+        labels, Y, use_labels = check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        epochs = check_int("epochs", epochs, 0)
+        batch_size = min(check_int("batch_size", batch_size, 1), X.shape[0])
+        opt = _opt.get(optimizer)
+        l2 = check_real("l2", l2)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a tuple (X_val, y_val)")
+            Xv = check_X(validation_data[0], self.sizes[0], self.dtype, "validation_data[0]")
+            val = (Xv, *check_targets(validation_data[1], Xv.shape[0], self.sizes[-1],
+                                      self.dtype, "validation_data[1]"))
+            if val[3] != use_labels:
+                raise ValueError("validation_data[1] must be of the same kind as y "
+                                 "(labels or float targets)")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
+
+        history = History()
+        if epochs == 0:
+            return history
+        self._labels_fitted = use_labels
+        opt._bind(self)
+        hyper = opt.hyper()
+        chunk = self._chunk(batch_size)
+        bar = ProgressLine(self.epochs_trained + epochs) if progress else None
+        n = X.shape[0]
+        for _ in range(epochs):
+            epoch = self.epochs_trained
+            order = self._perm(epoch, n) if shuffle else np.arange(n, dtype=np.int64)
+            good_params = self._params.copy()
+            good_state = opt._snapshot()
+            t0 = time.perf_counter()
+            loss, correct, done = _kt.train_epoch(
+                self._params, self._layout, self._codes, self._slope, self._cost_code,
+                X, Y, labels, use_labels, order, batch_size, chunk, BLAS_MIN_BATCH, l2,
+                opt.code, hyper, opt.state, opt.step)
+            seconds = time.perf_counter() - t0
+            if done < n or not np.isfinite(self._params).all():
+                self._params[...] = good_params
+                opt._restore(good_state)
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch + 1}: the cost or the weights became "
+                    f"NaN or infinite (try a smaller learning rate); the network keeps the "
+                    f"weights from the end of epoch {epoch}", epoch + 1, history)
+            metrics = {"loss": loss / n}
+            if use_labels:
+                metrics["accuracy"] = correct / n
+            if val is not None:
+                vloss, vcorrect = self._evaluate(*val)
+                metrics["val_loss"] = vloss / val[0].shape[0]
+                if use_labels:
+                    metrics["val_accuracy"] = vcorrect / val[0].shape[0]
+            metrics["lr"] = opt.lr
+            metrics["seconds"] = seconds
+            self.epochs_trained += 1
+            history.append(self.epochs_trained, metrics)
+            if bar is not None:
+                bar.on_epoch_end(self.epochs_trained, metrics)
+        return history
+
+    # --- inference --------------------------------------------------------------------
+    def forward(self, X):
+        """Output activations for ``X``: an array of shape ``(n_samples, outputs)``."""
+        X = check_X(X, self.sizes[0], self.dtype)
+        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        _kt.predict(self._params, self._layout, self._codes, self._slope, X, out,
+                    self._chunk(X.shape[0]), BLAS_MIN_BATCH)
+        return out
+
+    def predict_proba(self, X):
+        """Same as :meth:`forward`: class probabilities for a softmax output."""
+        return self.forward(X)
+
+    def predict(self, X):
+        """Class indices (int64) for a classifier, else the output values.
+
+        A network is a classifier if its output is softmax or it was fitted on labels.
+        """
+        out = self.forward(X)
+        return out.argmax(axis=1) if self._is_classifier() else out
+
+    def _evaluate(self, X, labels, Y, use_labels):
+        return _kt.evaluate(self._params, self._layout, self._codes, self._slope,
+                            self._cost_code, X, Y, labels, use_labels,
+                            self._chunk(X.shape[0]), BLAS_MIN_BATCH)
+
+    def evaluate(self, X, y):
+        """Mean cost (data term, no regularisation) and, for labels, accuracy.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float, "accuracy": float}`` (``accuracy`` only for labels).
+        """
+        X = check_X(X, self.sizes[0], self.dtype)
+        labels, Y, use_labels = check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        loss, correct = self._evaluate(X, labels, Y, use_labels)
+        result = {"loss": loss / X.shape[0]}
+        if use_labels:
+            result["accuracy"] = correct / X.shape[0]
+        return result
+
+    def gradients(self, X, y, l2=0.0):
+        """The cost over ``(X, y)`` and its gradient with respect to ``params``.
+
+        The cost is the mean per-sample cost plus ``(l2/2) * sum(w**2)`` over the weights.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray
+            Same shape, dtype and layout as :attr:`params`.
+        """
+        X = check_X(X, self.sizes[0], self.dtype)
+        labels, Y, use_labels = check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        l2 = check_real("l2", l2)
+        grad = np.empty_like(self._params)
+        n = X.shape[0]
+        loss = _kt.loss_and_gradient(self._params, self._layout, self._codes, self._slope,
+                                     self._cost_code, X, Y, labels, use_labels,
+                                     self._chunk(n), BLAS_MIN_BATCH, grad)
+        grad /= self.dtype.type(n)
+        loss /= n
+        if l2:
+            w = self._params[self._weight_mask]
+            grad[self._weight_mask] += self.dtype.type(l2) * w
+            loss += 0.5 * l2 * float(np.dot(w.astype(np.float64), w))
+        return float(loss), grad

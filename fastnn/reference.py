@@ -1,0 +1,158 @@
+"""Plain-NumPy reference of everything the kernels compute: the tests' oracle.
+
+Written for reading, not speed, in float64, after Nielsen's ``network2.py``: one forward
+loop records the pre-activations ``zs`` and activations, one backward loop walks them
+back. It never calls the kernels. Weights have shape ``(fan_in, fan_out)`` and a layer
+computes ``z = a @ W + b`` on a batch of row vectors ``a``.
+"""
+import numpy as np
+
+
+# --- activations (derivatives in terms of z) -----------------------------------------
+def sigmoid(z):
+    e = np.exp(-np.abs(z))                      # never overflows
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def activation(name, z, slope=0.01):
+    if name == "identity":
+        return z.copy()
+    if name == "sigmoid":
+        return sigmoid(z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, slope * z)
+    if name == "softmax":
+        return softmax(z)
+    raise ValueError(name)
+
+
+def activation_prime(name, z, slope=0.01):
+    """f'(z) for the elementwise activations."""
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "sigmoid":
+        s = sigmoid(z)
+        return s * (1 - s)
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "relu":
+        return (z > 0).astype(float)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, slope)
+    raise ValueError(name)
+
+
+# --- costs ----------------------------------------------------------------------------
+def one_hot(labels, n):
+    T = np.zeros((len(labels), n))
+    T[np.arange(len(labels)), labels] = 1.0
+    return T
+
+
+def sample_costs(cost, z, a, T):
+    """Per-sample cost (a vector) from the output pre-activation z and activation a."""
+    if cost == "quadratic":
+        return 0.5 * ((a - T) ** 2).sum(axis=1)
+    if cost == "cross_entropy":
+        # -[t ln a + (1-t) ln(1-a)] with ln a = -log(1+e^-z), ln(1-a) = -log(1+e^z)
+        return (T * np.logaddexp(0, -z) + (1 - T) * np.logaddexp(0, z)).sum(axis=1)
+    if cost == "log_likelihood":
+        return -(T * log_softmax(z)).sum(axis=1)
+    raise ValueError(cost)
+
+
+def output_delta(cost, output, z, a, T, slope=0.01):
+    """dC/dz of the output layer, one row per sample."""
+    if cost == "cross_entropy":             # sigmoid output: a(1-a) cancels
+        return a - T
+    if cost == "log_likelihood":            # softmax output
+        return a * T.sum(axis=1, keepdims=True) - T
+    g = a - T                               # quadratic: dC/da
+    if output == "softmax":                 # J^T g with J = diag(a) - a a^T
+        return a * (g - (g * a).sum(axis=1, keepdims=True))
+    return g * activation_prime(output, z, slope)
+
+
+# --- the network ----------------------------------------------------------------------
+def forward(Ws, bs, X, hidden, output, slope=0.01):
+    """Returns ``(zs, activations)``; ``activations[0]`` is ``X``."""
+    acts, zs = [np.asarray(X, float)], []
+    names = list(hidden) + [output]
+    for W, b, name in zip(Ws, bs, names):
+        z = acts[-1] @ W + b
+        zs.append(z)
+        acts.append(activation(name, z, slope))
+    return zs, acts
+
+
+def targets(y, n_out):
+    y = np.asarray(y)
+    return one_hot(y, n_out) if y.ndim == 1 else np.asarray(y, float)
+
+
+def loss_and_gradients(Ws, bs, X, y, hidden, output, cost, l2=0.0, slope=0.01):
+    """Mean cost (+ l2/2 sum w^2) and its gradients ``(dWs, dbs)``."""
+    T = targets(y, Ws[-1].shape[1])
+    n = len(X)
+    zs, acts = forward(Ws, bs, X, hidden, output, slope)
+    loss = sample_costs(cost, zs[-1], acts[-1], T).mean()
+    loss += 0.5 * l2 * sum((W ** 2).sum() for W in Ws)
+    delta = output_delta(cost, output, zs[-1], acts[-1], T, slope)
+    dWs, dbs = [None] * len(Ws), [None] * len(Ws)
+    for l in range(len(Ws) - 1, -1, -1):
+        dWs[l] = acts[l].T @ delta / n + l2 * Ws[l]
+        dbs[l] = delta.sum(axis=0) / n
+        if l > 0:
+            delta = (delta @ Ws[l].T) * activation_prime(hidden[l - 1], zs[l - 1], slope)
+    return loss, dWs, dbs
+
+
+def sgd_step(params, grads, velocities, lr, momentum=0.0, dampening=0.0, nesterov=False):
+    """``torch.optim.SGD.step`` on lists of arrays (velocities: list of None or arrays)."""
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if momentum != 0:
+            if velocities[i] is None:
+                velocities[i] = g.copy()
+            else:
+                velocities[i] = momentum * velocities[i] + (1 - dampening) * g
+            g = g + momentum * velocities[i] if nesterov else velocities[i]
+        p -= lr * g
+
+
+def train_sgd(Ws, bs, X, y, hidden, output, cost, orders, batch_size, lr, momentum=0.0,
+              dampening=0.0, nesterov=False, l2=0.0, slope=0.01):
+    """Mini-batch SGD; ``orders`` holds each epoch's sample order. Returns new (Ws, bs).
+
+    The last batch of an epoch may be smaller and is averaged over its own size.
+    """
+    Ws = [np.array(W, float) for W in Ws]
+    bs = [np.array(b, float) for b in bs]
+    X = np.asarray(X, float)
+    y = np.asarray(y)
+    vel = [None] * (2 * len(Ws))
+    for order in orders:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            _, dWs, dbs = loss_and_gradients(Ws, bs, X[idx], y[idx], hidden, output, cost,
+                                             l2, slope)
+            # L2 enters through loss_and_gradients (weights only), like weight decay.
+            sgd_step(Ws + bs, dWs + dbs, vel, lr, momentum, dampening, nesterov)
+    return Ws, bs
+
+
+def predict_proba(Ws, bs, X, hidden, output, slope=0.01):
+    return forward(Ws, bs, X, hidden, output, slope)[1][-1]

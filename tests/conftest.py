@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn import costs
+
+
+def rel_err(a, b):
+    """Max-norm relative difference of two arrays (or lists of arrays)."""
+    if isinstance(a, (list, tuple)):
+        a, b = np.concatenate([x.ravel() for x in a]), np.concatenate([x.ravel() for x in b])
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+def make_problem(output, cost, n=13, n_in=4, n_out=3, seed=0, soft=False):
+    """Inputs and targets suited to an output/cost pair: labels for classifiers
+    (softmax, sigmoid), float targets in the output's range otherwise."""
+    rng = np.random.default_rng(seed)
+    X = 0.5 * rng.standard_normal((n, n_in))
+    X[rng.random(X.shape) < 0.3] = 0.0          # exercise the zero-input skip
+    if output in ("softmax", "sigmoid") and not soft:
+        y = rng.integers(0, n_out, n)
+    elif output in ("softmax",):
+        y = rng.dirichlet(np.ones(n_out), n)     # soft labels: rows sum to 1
+    elif output == "sigmoid":
+        y = rng.random((n, n_out))
+    elif output == "tanh":
+        y = rng.uniform(-0.9, 0.9, (n, n_out))
+    else:
+        y = rng.standard_normal((n, n_out))
+    return X, y
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+PAIRS = list(costs.VALID_PAIRS)

@@ -1,0 +1,142 @@
+"""fastnn's compiled training == the plain-NumPy reference, to 1e-10 in float64."""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn import reference as ref
+from fastnn.network import BLAS_MIN_BATCH, CHUNK
+
+from conftest import HIDDEN, PAIRS, make_problem, rel_err
+
+OPTIMIZERS = {
+    "plain": dict(momentum=0.0),
+    "momentum": dict(momentum=0.9),
+    "nesterov": dict(momentum=0.9, nesterov=True),
+    "dampening": dict(momentum=0.8, dampening=0.3),
+}
+
+
+def run_both(net, X, y, epochs, batch_size, lr, l2, opt_kw, shuffle=True):
+    W0 = [w.copy() for w in net.weights]
+    b0 = [b.copy() for b in net.biases]
+    n = len(X)
+    orders = [net._perm(e, n) if shuffle else np.arange(n) for e in range(epochs)]
+    net.fit(X, y, epochs=epochs, batch_size=batch_size, l2=l2, shuffle=shuffle,
+            optimizer=fnn.SGD(lr=lr, **opt_kw), progress=False)
+    Ws, bs = ref.train_sgd(W0, b0, X, y, net.hidden, net.output, net.cost, orders,
+                           min(batch_size, n), lr, l2=l2, slope=net.leaky_slope, **opt_kw)
+    return rel_err(net.weights + net.biases, Ws + bs)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+@pytest.mark.parametrize("batch_size", [1, 3, 13])
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("output,cost", PAIRS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_training_matches_reference(hidden, output, cost, opt, batch_size, l2):
+    X, y = make_problem(output, cost, n=13)
+    net = fnn.Network([4, 6, 5, 3], hidden=hidden, output=output, cost=cost, init="lecun",
+                      dtype="float64", seed=3, leaky_slope=0.1)
+    err = run_both(net, X, y, epochs=2, batch_size=batch_size, lr=0.03, l2=l2,
+                   opt_kw=OPTIMIZERS[opt])
+    assert err <= 1e-10
+    # and training really moved the weights
+    fresh = fnn.Network([4, 6, 5, 3], hidden=hidden, output=output, cost=cost, init="lecun",
+                        dtype="float64", seed=3, leaky_slope=0.1)
+    assert rel_err(net.params, fresh.params) > 1e-4
+
+
+@pytest.mark.parametrize("output,cost", [("softmax", "log_likelihood"), ("softmax", "quadratic"),
+                                         ("sigmoid", "cross_entropy")])
+def test_soft_targets_match_reference(output, cost):
+    """Float targets (soft labels, probabilities) for the classifier costs."""
+    X, y = make_problem(output, cost, n=20, soft=True)
+    net = fnn.Network([4, 7, 3], hidden="tanh", output=output, cost=cost, dtype="float64")
+    assert run_both(net, X, y, 3, 4, 0.2, 0.01, OPTIMIZERS["momentum"]) <= 1e-10
+
+
+@pytest.mark.parametrize("batch_size,n", [
+    (BLAS_MIN_BATCH, 3 * BLAS_MIN_BATCH + 5),        # BLAS path, smaller last batch
+    (CHUNK + 100, 2 * CHUNK + 150),                  # batches bigger than the workspace
+    (10_000, CHUNK + 7),                             # full batch over two chunks
+])
+def test_blas_and_chunked_paths_match_reference(batch_size, n):
+    X, y = make_problem("softmax", "log_likelihood", n=n, n_in=9, n_out=4, seed=5)
+    net = fnn.Network([9, 16, 4], hidden="relu", dtype="float64", seed=2)
+    assert run_both(net, X, y, 2, batch_size, 0.3, 0.001, OPTIMIZERS["nesterov"]) <= 1e-10
+
+
+def test_unshuffled_order_and_repeated_fits_match_one_long_fit():
+    """fit(2) == fit(1) + fit(1) with the same optimizer object (state carries over)."""
+    X, y = make_problem("softmax", "log_likelihood", n=30)
+    a = fnn.Network([4, 5, 3], dtype="float64", seed=7)
+    b = fnn.Network([4, 5, 3], dtype="float64", seed=7)
+    opt_a, opt_b = fnn.SGD(0.1, momentum=0.9), fnn.SGD(0.1, momentum=0.9)
+    a.fit(X, y, epochs=2, batch_size=4, optimizer=opt_a, progress=False)
+    b.fit(X, y, epochs=1, batch_size=4, optimizer=opt_b, progress=False)
+    b.fit(X, y, epochs=1, batch_size=4, optimizer=opt_b, progress=False)
+    assert np.array_equal(a.params, b.params)
+    c = fnn.Network([4, 5, 3], hidden="sigmoid", dtype="float64", seed=7)
+    assert run_both(c, X, y, 2, 4, 0.5, 0.0, OPTIMIZERS["plain"], shuffle=False) <= 1e-10
+
+
+def test_forward_evaluate_and_gradients_match_reference():
+    for (output, cost), hidden in itertools.product(PAIRS, HIDDEN):
+        X, y = make_problem(output, cost, n=600)   # > CHUNK: two chunks
+        net = fnn.Network([4, 8, 3], hidden=hidden, output=output, cost=cost,
+                          dtype="float64", seed=1, leaky_slope=0.2)
+        Ws, bs = net.weights, net.biases
+        P = ref.predict_proba(Ws, bs, X, net.hidden, output, net.leaky_slope)
+        assert rel_err(net.forward(X), P) <= 1e-12
+        loss, dWs, dbs = ref.loss_and_gradients(Ws, bs, X, y, net.hidden, output, cost,
+                                                l2=0.03, slope=net.leaky_slope)
+        got_loss, grad = net.gradients(X, y, l2=0.03)
+        assert abs(got_loss - loss) <= 1e-12 * abs(loss)
+        g = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(dWs, dbs)])
+        assert rel_err(grad, g) <= 1e-10
+        ev = net.evaluate(X, y)
+        ref_loss = ref.sample_costs(cost, *[v[-1] for v in ref.forward(
+            Ws, bs, X, net.hidden, output, net.leaky_slope)], ref.targets(y, 3)).mean()
+        assert abs(ev["loss"] - ref_loss) <= 1e-12 * abs(ref_loss)
+        if np.asarray(y).ndim == 1:
+            assert ev["accuracy"] == np.mean(P.argmax(1) == y)
+
+
+def test_hand_worked_sgd_step():
+    """One SGD step of a 2-1 identity/quadratic network, worked by hand.
+
+    w = (0.5, -0.3), b = 0.1, x = (1, 2), y = 1:
+    z = 0.5 - 0.6 + 0.1 = 0 = a;  dC/dz = a - y = -1;  dC/dw = x * -1 = (-1, -2);  dC/db = -1
+    lr 0.1:  w = (0.6, -0.1),  b = 0.2
+    """
+    net = fnn.Network([2, 1], output="identity", dtype="float64")
+    net.weights[0][:] = [[0.5], [-0.3]]
+    net.biases[0][:] = [0.1]
+    net.fit([[1.0, 2.0]], [[1.0]], epochs=1, batch_size=1, optimizer=fnn.SGD(0.1),
+            progress=False)
+    np.testing.assert_allclose(net.weights[0].ravel(), [0.6, -0.1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(net.biases[0], [0.2], rtol=0, atol=1e-15)
+
+
+def test_momentum_closed_form():
+    """Three steps on a constant gradient: v1 = g, v2 = mu g + (1-d) g, v3 = mu v2 + (1-d) g.
+
+    A 1-1 identity network with x = 0 has zero weight gradient; the bias gradient is
+    a - y = b - y, so fix y far away... instead use the exact recursion with the true
+    gradient, computed step by step below in closed form."""
+    mu, d, lr = 0.9, 0.25, 0.1
+    net = fnn.Network([1, 1], output="identity", dtype="float64")
+    net.weights[0][:] = 0.0
+    net.biases[0][:] = 0.0
+    X, Y = np.zeros((1, 1)), np.full((1, 1), 2.0)
+    net.fit(X, Y, epochs=3, batch_size=1, optimizer=fnn.SGD(lr, momentum=mu, dampening=d),
+            progress=False)
+    b, v = 0.0, None
+    for _ in range(3):
+        g = b - 2.0                     # d/db of 0.5 (b - 2)^2
+        v = g if v is None else mu * v + (1 - d) * g
+        b -= lr * v
+    assert net.biases[0][0] == pytest.approx(b, rel=1e-15)
+    assert net.weights[0][0, 0] == 0.0  # x = 0: no weight gradient
