@@ -1,0 +1,62 @@
+"""float32 stays float32 and agrees with float64 on the same short run."""
+import numpy as np
+import pytest
+
+import fastnn as fnn
+
+from conftest import HIDDEN, PAIRS, make_problem, rel_err
+
+
+@pytest.mark.parametrize("output,cost", PAIRS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("batch_size", [1, 64])   # loops and BLAS paths
+def test_float32_agrees_with_float64(hidden, output, cost, batch_size):
+    X, y = make_problem(output, cost, n=130, n_in=6, n_out=3, seed=8)
+    nets = {}
+    for dt in ("float32", "float64"):
+        net = fnn.Network([6, 10, 3], hidden=hidden, output=output, cost=cost, dtype=dt,
+                          seed=5, init="lecun")
+        h = net.fit(X, y, epochs=2, batch_size=batch_size, l2=1e-3, progress=False,
+                    optimizer=fnn.SGD(0.02, momentum=0.5))
+        nets[dt] = (net, h)
+    n32, h32 = nets["float32"]
+    n64, h64 = nets["float64"]
+    assert n32.params.dtype == np.float32 and n64.params.dtype == np.float64
+    assert all(w.dtype == np.float32 for w in n32.weights + n32.biases)
+    assert rel_err(n32.params, n64.params) < 1e-4
+    assert h32.history["loss"][-1] == pytest.approx(h64.history["loss"][-1], rel=1e-4)
+    out = n32.forward(X)
+    assert out.dtype == np.float32
+    assert rel_err(out, n64.forward(X)) < 1e-4
+    loss, grad = n32.gradients(X, y)
+    assert grad.dtype == np.float32
+
+
+def _f32_cases():
+    f = np.float32
+    A, W, b, Z = (np.ones((2, 3), f), np.ones((3, 4), f), np.ones(4, f), np.ones((2, 4), f))
+    s = f(0.1)
+    p = np.ones(5, f)
+    return {
+        ("dense", "forward"): (A, W, b, Z, False),
+        ("dense", "gradients"): (A, Z, W.copy(), b.copy(), False),
+        ("dense", "backprop_delta"): (Z, W, A, 1, s, A.copy(), False),
+        ("activations", "activate"): (Z, Z.copy(), 1, s),
+        ("activations", "mul_derivative"): (Z, Z.copy(), 1, s),
+        ("updates", "_sgd_region"): (p, p.copy(), p.copy(), 0, 5, s, s, s, s, s, True, False),
+    }
+
+
+@pytest.mark.parametrize("module,name", list(_f32_cases()))
+def test_float32_loops_have_no_float64_arithmetic(module, name):
+    """No literal promotes a float32 loop to float64: the LLVM IR of each elementwise
+    kernel compiled for float32 arguments holds no double-precision arithmetic."""
+    import importlib
+
+    import numba
+    kernel = getattr(importlib.import_module(f"fastnn.kernels.{module}"), name)
+    fresh = numba.njit(kernel.py_func)           # uncached, so its IR can be read
+    fresh(*_f32_cases()[module, name])
+    (ir,) = fresh.inspect_llvm().values()
+    for op in ("fadd double", "fmul double", "fsub double", "fdiv double", "fpext float"):
+        assert op not in ir, op
