@@ -32,14 +32,18 @@ def forward(A_in, W, bias, Z, use_blas):
             for j in range(m):
                 Z[b, j] += bias[j]
         return
+    # Row views (z, w) give LLVM unit-stride loops without index wraparound checks.
     for b in range(B):
+        z = Z[b]
+        x = A_in[b]
         for j in range(m):
-            Z[b, j] = bias[j]
+            z[j] = bias[j]
         for i in range(n):
-            a = A_in[b, i]
+            a = x[i]
             if a != 0:  # skip zero inputs: exact, 0 * w contributes nothing
+                w = W[i]
                 for j in range(m):
-                    Z[b, j] += a * W[i, j]
+                    z[j] += a * w[j]
 
 
 @njit(cache=True)
@@ -55,16 +59,16 @@ def gradients(A_in, D, gW, gb, use_blas):
     if use_blas:
         np.dot(A_in.T, D, gW)
         return
-    zero = like(gW, 0.0)
-    for i in range(n):
-        for j in range(m):
-            gW[i, j] = zero
+    gW[:, :] = like(gW, 0.0)
     for b in range(B):
+        x = A_in[b]
+        d = D[b]
         for i in range(n):
-            a = A_in[b, i]
+            a = x[i]
             if a != 0:
+                g = gW[i]
                 for j in range(m):
-                    gW[i, j] += a * D[b, j]
+                    g[j] += a * d[j]
 
 
 @njit(cache=True)
@@ -76,10 +80,12 @@ def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas):
         np.dot(D, W.T, D_prev)
     else:
         for b in range(B):
+            d = D[b]
             for i in range(n):
+                w = W[i]
                 s = like(slope, 0.0)
                 for j in range(m):
-                    s += D[b, j] * W[i, j]
+                    s += d[j] * w[j]
                 D_prev[b, i] = s
     if code != IDENTITY:
         mul_derivative(D_prev, A_prev, code, slope)
