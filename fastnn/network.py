@@ -7,7 +7,7 @@ from . import activations as _act
 from . import costs as _costs
 from . import optimizers as _opt
 from ._validation import check_int, check_real, check_targets, check_X
-from .callbacks import History, ProgressLine
+from .callbacks import History, default_progress
 from .initializers import INITIALIZERS, initialize
 from .kernels import train as _kt
 
@@ -208,8 +208,11 @@ class Network:
         shuffle : bool, default True
             Visit the samples in a new random order each epoch (seeded by the network's
             seed and epoch number); otherwise in the given order.
-        progress : bool, default True
-            Print one line per epoch to standard error.
+        progress : bool or progress display, default True
+            Show progress on standard error: on a terminal with tqdm installed
+            (``pip install "fastnn[progress]"``) a bar within each epoch, otherwise one
+            line per epoch. ``False`` prints nothing. An object with the hooks of
+            :mod:`fastnn.callbacks` may be passed instead.
 
         Returns
         -------
@@ -244,6 +247,14 @@ class Network:
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
 
+        if progress is True:
+            bar = default_progress(self.epochs_trained + epochs)
+        elif progress is False or progress is None:
+            bar = None
+        elif hasattr(progress, "on_epoch_end"):
+            bar = progress
+        else:
+            raise TypeError(f"progress must be a bool or a progress display; got {progress!r}")
         history = History()
         if epochs == 0:
             return history
@@ -251,18 +262,32 @@ class Network:
         opt._bind(self)
         hyper = opt.hyper()
         chunk = self._chunk(batch_size)
-        bar = ProgressLine(self.epochs_trained + epochs) if progress else None
         n = X.shape[0]
+        # A progress bar that wants updates within the epoch gets the epoch in slices of
+        # whole batches: the same batches and updates in the same order, so the weights
+        # are bitwise those of a single call.
+        slices = max(1, getattr(bar, "updates_per_epoch", 1))
+        step = max(1, -(-n // (slices * batch_size))) * batch_size
         for _ in range(epochs):
             epoch = self.epochs_trained
             order = self._perm(epoch, n) if shuffle else np.arange(n, dtype=np.int64)
             good_params = self._params.copy()
             good_state = opt._snapshot()
+            if bar is not None:
+                bar.on_epoch_begin(epoch + 1, n)
             t0 = time.perf_counter()
-            loss, correct, done = _kt.train_epoch(
-                self._params, self._layout, self._codes, self._slope, self._cost_code,
-                X, Y, labels, use_labels, order, batch_size, chunk, BLAS_MIN_BATCH, l2,
-                opt.code, hyper, opt.state, opt.step)
+            loss, correct, done = 0.0, 0, 0
+            for s in range(0, n, step):
+                part = order[s:s + step]
+                lo, co, dn = _kt.train_epoch(
+                    self._params, self._layout, self._codes, self._slope, self._cost_code,
+                    X, Y, labels, use_labels, part, batch_size, chunk, BLAS_MIN_BATCH, l2,
+                    opt.code, hyper, opt.state, opt.step)
+                loss, correct, done = loss + lo, correct + co, done + dn
+                if dn < part.size:
+                    break
+                if bar is not None and slices > 1:
+                    bar.on_batch(done, loss)
             seconds = time.perf_counter() - t0
             if done < n or not np.isfinite(self._params).all():
                 self._params[...] = good_params
@@ -355,3 +380,9 @@ class Network:
             grad[self._weight_mask] += self.dtype.type(l2) * w
             loss += 0.5 * l2 * float(np.dot(w.astype(np.float64), w))
         return float(loss), grad
+
+    # --- files --------------------------------------------------------------------------
+    def save(self, path):
+        """Save to ``path`` atomically as ``.npz`` + JSON metadata (see :mod:`fastnn.io`)."""
+        from .io import save
+        save(self, path)

@@ -289,3 +289,42 @@ def test_any_nonfinite_input_is_refused(bad, row, col):
     with pytest.raises(ValueError, match=f"row {row}, column {col}"):
         net.fit(X, rng.integers(0, 3, 40), progress=False)
     assert np.array_equal(before, net.params)
+
+
+class RecordingProgress:
+    updates_per_epoch = 7
+
+    def __init__(self):
+        self.calls = []
+
+    def on_epoch_begin(self, epoch, n):
+        self.calls.append(("begin", epoch, n))
+
+    def on_batch(self, done, loss_sum):
+        self.calls.append(("batch", done))
+
+    def on_epoch_end(self, epoch, metrics):
+        self.calls.append(("end", epoch))
+
+
+def test_sliced_epochs_for_progress_give_bitwise_same_weights(data):
+    X, y = data
+    plain, sliced = fnn.Network([5, 8, 3], seed=2), fnn.Network([5, 8, 3], seed=2)
+    h1 = plain.fit(X, y, epochs=2, batch_size=3, optimizer=fnn.SGD(0.2, momentum=0.9),
+                   progress=False)
+    rec = RecordingProgress()
+    h2 = sliced.fit(X, y, epochs=2, batch_size=3, optimizer=fnn.SGD(0.2, momentum=0.9),
+                    progress=rec)
+    assert np.array_equal(plain.params, sliced.params)
+    assert h1.history["accuracy"] == h2.history["accuracy"]
+    assert h1.history["loss"] == pytest.approx(h2.history["loss"], rel=1e-6)
+    batches = [c[1] for c in rec.calls if c[0] == "batch"]
+    assert 2 < len(batches) <= 2 * 7 and batches[-1] == 40
+    assert all(d % 3 == 0 for d in batches[:-1] if d != 40)
+    assert rec.calls[0] == ("begin", 1, 40) and rec.calls[-1] == ("end", 2)
+
+
+def test_bad_progress_argument(net, data):
+    with pytest.raises(TypeError, match="progress"):
+        net.fit(*data, progress="loud")
+    assert net.epochs_trained == 0

@@ -1,0 +1,112 @@
+"""Saving and loading networks: ``.npz`` arrays plus JSON metadata, never pickle.
+
+The file is a NumPy ``.npz`` archive holding ``params`` (the flat parameter buffer) and
+``meta`` (UTF-8 JSON as a uint8 array): format version, layer sizes, activations, cost,
+dtype, seed, leaky slope and epochs trained. Loading uses ``allow_pickle=False``, so an
+untrusted file cannot run code. Saves go to a temporary file in the same folder that is
+renamed over the target only once complete, so a crash never leaves a half-written file.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "fastnn-network"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that is truncated, corrupt, of another kind or of a newer format."""
+
+
+def _meta(net):
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sizes": net.sizes,
+        "hidden": net.hidden,
+        "output": net.output,
+        "cost": net.cost,
+        "init": net.init,
+        "dtype": net.dtype.name,
+        "seed": net.seed,
+        "leaky_slope": net.leaky_slope,
+        "epochs_trained": net.epochs_trained,
+        "labels_fitted": net._labels_fitted,
+    }
+
+
+def save(net, path):
+    """Write ``net`` to ``path`` (conventionally ``*.npz``) atomically.
+
+    Parameters
+    ----------
+    net : Network
+    path : str or os.PathLike
+        Written exactly as given (no suffix is added).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    meta = np.frombuffer(json.dumps(_meta(net)).encode("utf-8"), np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, params=net.params, meta=meta)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Read a network written by :func:`save` (or ``Network.save``).
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a fastnn model, is truncated or corrupt, or was written by a
+        newer format version. ``FileNotFoundError`` if it does not exist.
+    """
+    from .network import Network
+
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "meta" not in data.files or "params" not in data.files:
+                raise ModelFileError(f"{path}: not a fastnn model file (arrays "
+                                     f"{sorted(data.files)})")
+            meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+            params = data["params"]
+    except FileNotFoundError:
+        raise
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, UnicodeDecodeError,
+            KeyError) as exc:
+        raise ModelFileError(f"{path}: not a readable fastnn model file (truncated or "
+                             f"corrupt): {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a fastnn model file")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: written in model format version {version}, newer than "
+                             f"this fastnn reads ({FORMAT_VERSION}); upgrade fastnn")
+    try:
+        net = Network(meta["sizes"], hidden=meta["hidden"], output=meta["output"],
+                      cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
+                      seed=meta["seed"], leaky_slope=meta["leaky_slope"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid model description: {exc}") from None
+    if params.shape != net.params.shape or params.dtype != net.params.dtype:
+        raise ModelFileError(f"{path}: parameters of shape {params.shape} and dtype "
+                             f"{params.dtype} do not fit the described network "
+                             f"({net.params.shape}, {net.params.dtype})")
+    net.params[...] = params
+    net.epochs_trained = int(meta.get("epochs_trained", 0))
+    net._labels_fitted = meta.get("labels_fitted")
+    return net
