@@ -18,7 +18,7 @@ def make_problem(output, cost, n=13, n_in=4, n_out=3, seed=0, soft=False):
     (softmax, sigmoid), float targets in the output's range otherwise."""
     rng = np.random.default_rng(seed)
     X = 0.5 * rng.standard_normal((n, n_in))
-    X[rng.random(X.shape) < 0.3] = 0.0          # exercise the zero-input skip
+    X[rng.random(X.shape) < 0.6] = 0.0          # sparse: small batches use the CSR path
     if output in ("softmax", "sigmoid") and not soft:
         y = rng.integers(0, n_out, n)
     elif output in ("softmax",):

@@ -140,3 +140,23 @@ def test_momentum_closed_form():
         b -= lr * v
     assert net.biases[0][0] == pytest.approx(b, rel=1e-15)
     assert net.weights[0][0, 0] == 0.0  # x = 0: no weight gradient
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("batch_size", [1, 5, 47])
+def test_sparse_input_path_is_bitwise_the_dense_one(monkeypatch, hidden, opt, batch_size):
+    """Small batches read the non-zero inputs through a CSR index when X is sparse
+    enough; the result must be bitwise that of the dense loops."""
+    import fastnn.network as network
+    X, y = make_problem("softmax", "log_likelihood", n=100, n_in=12, n_out=4, seed=9)
+    X[:, 3] = 0.0                                     # a column no sample uses
+    params = {}
+    for density in (0.0, 1.0):                        # 0: never sparse, 1: always
+        monkeypatch.setattr(network, "SPARSE_MAX_DENSITY", density)
+        net = fnn.Network([12, 10, 4], hidden=hidden, dtype="float64", seed=4)
+        net.fit(X, y, epochs=2, batch_size=batch_size, l2=0.01 if opt == "plain" else 0.0,
+                optimizer=fnn.SGD(0.05, **OPTIMIZERS[opt]), progress=False)
+        params[density] = net.params
+    assert np.array_equal(params[0.0], params[1.0])
+    assert network.Network._sparse_index(X, batch_size)[0].size == 101

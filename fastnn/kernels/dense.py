@@ -21,6 +21,20 @@ CROSS_ENTROPY = 1
 LOG_LIKELIHOOD = 2
 
 
+@njit(cache=True, inline="always")
+def axpy(z, a, w):
+    """``z += a * w`` along a row."""
+    for j in range(z.size):
+        z[j] += a * w[j]
+
+
+@njit(cache=True, inline="always")
+def axpy4(z, a0, w0, a1, w1, a2, w2, a3, w3):
+    """``z += a0 w0 + a1 w1 + a2 w2 + a3 w3``, rounded as four ``axpy`` in turn."""
+    for j in range(z.size):
+        z[j] = z[j] + a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j]
+
+
 @njit(cache=True)
 def forward(A_in, W, bias, Z, use_blas):
     """``Z = A_in @ W + bias``."""
@@ -32,18 +46,67 @@ def forward(A_in, W, bias, Z, use_blas):
             for j in range(m):
                 Z[b, j] += bias[j]
         return
-    # Row views (z, w) give LLVM unit-stride loops without index wraparound checks.
+    # Row views give LLVM unit-stride loops without index wraparound checks. Non-zero
+    # inputs are applied four at a time: z = (((z + a0 w0) + a1 w1) + a2 w2) + a3 w3
+    # rounds exactly like four separate passes but loads and stores z once, and starts
+    # the vector loop (with its alias checks) a quarter as often. Measured on MNIST
+    # rows (784 -> 100, batch 32, float32): 3.3 -> see docs/benchmarks.md.
+    zero = like(bias, 0.0)
     for b in range(B):
         z = Z[b]
         x = A_in[b]
         for j in range(m):
             z[j] = bias[j]
+        k = 0
+        i0 = i1 = i2 = 0
+        a0 = a1 = a2 = zero
         for i in range(n):
             a = x[i]
             if a != 0:  # skip zero inputs: exact, 0 * w contributes nothing
-                w = W[i]
-                for j in range(m):
-                    z[j] += a * w[j]
+                if k == 3:
+                    axpy4(z, a0, W[i0], a1, W[i1], a2, W[i2], a, W[i])
+                    k = 0
+                elif k == 0:
+                    i0, a0, k = i, a, 1
+                elif k == 1:
+                    i1, a1, k = i, a, 2
+                else:
+                    i2, a2, k = i, a, 3
+        if k >= 1:
+            axpy(z, a0, W[i0])
+        if k >= 2:
+            axpy(z, a1, W[i1])
+        if k >= 3:
+            axpy(z, a2, W[i2])
+
+
+@njit(cache=True)
+def forward_sparse(X, indptr, indices, rows, W, bias, Z):
+    """``Z[b] = X[rows[b]] @ W + bias`` reading only the row's non-zero inputs.
+
+    ``indptr``/``indices`` index the non-zeros of ``X`` (CSR, ascending columns), so no
+    branch per input is needed; the terms are added in the same order as ``forward``'s
+    loops, giving bitwise the same ``Z``. On MNIST (~19% non-zero pixels) the branchy
+    scan of 784 inputs cost more than the arithmetic it skipped.
+    """
+    B = rows.size
+    m = W.shape[1]
+    for b in range(B):
+        r = rows[b]
+        z = Z[b]
+        x = X[r]
+        for j in range(m):
+            z[j] = bias[j]
+        p = indptr[r]
+        end = indptr[r + 1]
+        while p + 4 <= end:
+            i0, i1, i2, i3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+            axpy4(z, x[i0], W[i0], x[i1], W[i1], x[i2], W[i2], x[i3], W[i3])
+            p += 4
+        while p < end:
+            i = indices[p]
+            axpy(z, x[i], W[i])
+            p += 1
 
 
 @njit(cache=True)

@@ -19,8 +19,8 @@ from numba import njit
 
 from ._numeric import like
 from .activations import activate
-from .dense import backprop_delta, forward, gradients, output_delta
-from .updates import apply_update
+from .dense import backprop_delta, forward, forward_sparse, gradients, output_delta
+from .updates import apply_update, fused_layer_update, fused_sparse_update
 
 
 @njit(cache=True)
@@ -49,27 +49,29 @@ def _max_width(layout):
 
 
 @njit(cache=True)
-def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
-    """Forward pass of ``A0`` (B rows); returns the output activations (a view into ``acts``).
+def _layer_out(layout, l, B, acts, offs, Zout):
+    """Where layer ``l`` writes: ``(Z, A)``; hidden layers are activated in place
+    (``Z`` is ``A``), the output keeps its pre-activation in ``Zout`` for a log-safe cost."""
+    m = layout[l, 3]
+    A = _block(acts, offs[l + 1], B, m)
+    if l == layout.shape[0] - 1:
+        return _block(Zout, 0, B, m), A
+    return A, A
 
-    Hidden layers are activated in place; the output's pre-activation is kept in ``Zout``
-    for a log-safe cost.
+
+@njit(cache=True)
+def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, first):
+    """Forward pass of ``A0`` (B rows) from layer ``first`` on (layers below ``first``
+    already computed into ``acts``); returns the output activations (a view of ``acts``).
     """
     L = layout.shape[0]
     B = A0.shape[0]
-    A_prev = A0
-    for l in range(L):
+    A_prev = A0 if first == 0 else _block(acts, offs[first], B, layout[first, 2])
+    for l in range(first, L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-        W = _block(params, w_off, n, m)
-        bias = params[b_off:b_off + m]
-        A = _block(acts, offs[l + 1], B, m)
-        if l == L - 1:
-            Z = _block(Zout, 0, B, m)
-            forward(A_prev, W, bias, Z, use_blas)
-            activate(Z, A, codes[l], slope)
-        else:
-            forward(A_prev, W, bias, A, use_blas)
-            activate(A, A, codes[l], slope)
+        Z, A = _layer_out(layout, l, B, acts, offs, Zout)
+        forward(A_prev, _block(params, w_off, n, m), params[b_off:b_off + m], Z, use_blas)
+        activate(Z, A, codes[l], slope)
         A_prev = A
     return A_prev
 
@@ -81,7 +83,7 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
     L = layout.shape[0]
     B = A0.shape[0]
     m_out = layout[L - 1, 3]
-    Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas)
+    Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, 0)
     D = _block(D1, 0, B, m_out)
     Z = _block(Zout, 0, B, m_out)
     loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D, True)
@@ -100,28 +102,93 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
 
 
 @njit(cache=True)
+def chunk_train_fused(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
+                      acts, offs, Zout, D1, D2, grow, l2, opt_code, hyper, state, first,
+                      X, indptr, indices, rows, sp):
+    """Forward, backward and update of one small batch, with each layer's gradient
+    applied as soon as the delta below it is known (``updates.fused_layer_update``).
+
+    With a non-empty ``indptr`` the first layer reads only the non-zero inputs of each
+    sample ``X[rows[b]]`` from the CSR index (``indptr``, ``indices``) and ``A0`` is not
+    used; ``sp`` is that path's workspace. Both paths add the same terms in the same
+    order, so they give bitwise the same weights. Returns ``(cost sum, correct)``;
+    nothing is updated if the cost is not finite.
+    """
+    L = layout.shape[0]
+    B = T.shape[0] if not use_labels else lab.size
+    m_out = layout[L - 1, 3]
+    sparse = indptr.size > 0
+    if sparse:
+        n, m = layout[0, 2], layout[0, 3]
+        Z, A = _layer_out(layout, 0, B, acts, offs, Zout)
+        forward_sparse(X, indptr, indices, rows, _block(params, layout[0, 0], n, m),
+                       params[layout[0, 1]:layout[0, 1] + m], Z)
+        activate(Z, A, codes[0], slope)
+        Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, False, 1)
+    else:
+        Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, False, 0)
+    D = _block(D1, 0, B, m_out)
+    Z = _block(Zout, 0, B, m_out)
+    loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D, True)
+    if not math.isfinite(loss):
+        return loss, correct
+    vel = state[0]
+    in_d1 = True
+    for l in range(L - 1, -1, -1):
+        w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
+        W = _block(params, w_off, n, m)
+        if l > 0:  # the delta below needs the old W: compute it before updating W
+            A_in = _block(acts, offs[l], B, n)
+            D_prev = _block(D2 if in_d1 else D1, 0, B, n)
+            backprop_delta(D, W, A_in, codes[l - 1], slope, D_prev, False)
+            in_d1 = not in_d1
+            fused_layer_update(W, params[b_off:b_off + m], A_in, D, _block(vel, w_off, n, m),
+                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first)
+            D = D_prev
+        elif sparse:
+            cnt, pos, tb, ta = sp
+            fused_sparse_update(W, params[b_off:b_off + m], X, indptr, indices, rows, D,
+                                _block(vel, w_off, n, m), vel[b_off:b_off + m], grow, cnt,
+                                pos, tb, ta, B, l2, opt_code, hyper, first)
+        else:
+            fused_layer_update(W, params[b_off:b_off + m], A0, D, _block(vel, w_off, n, m),
+                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first)
+    return loss, correct
+
+
+@njit(cache=True)
+def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, with_x=True):
+    """Copy the samples ``rows`` into the workspace: inputs (unless not ``with_x``),
+    and targets or labels."""
+    B = rows.size
+    n0 = X.shape[1]
+    m_out = Y.shape[1]
+    A0 = _block(acts, 0, B, n0)
+    T = _block(Tws, 0, B if not use_labels else 0, m_out)
+    for b in range(B):
+        r = rows[b]
+        if with_x:
+            A0[b, :] = X[r, :]
+        if use_labels:
+            labws[b] = labels[r]
+        else:
+            T[b, :] = Y[r, :]
+    return A0, T, labws[:B]
+
+
+@njit(cache=True)
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    rows, chunk, blas_min, acts, offs, Zout, D1, D2, Tws, labws, grad, gtmp):
     """Summed gradient over ``X[rows]``, gathered chunk by chunk into the workspace."""
     nb = rows.size
-    n0 = X.shape[1]
-    m_out = Zout.size // chunk
     loss = 0.0
     correct = 0
     for c0 in range(0, nb, chunk):
         c1 = min(nb, c0 + chunk)
         B = c1 - c0
-        A0 = _block(acts, 0, B, n0)
-        T = _block(Tws, 0, B, m_out) if not use_labels else _block(Tws, 0, 0, m_out)
-        for b in range(B):
-            r = rows[c0 + b]
-            A0[b, :] = X[r, :]
-            if use_labels:
-                labws[b] = labels[r]
-            else:
-                T[b, :] = Y[r, :]
+        A0, T, lab = _gather(X, Y, labels, use_labels, rows[c0:c1], acts, Tws, labws)
         target = grad if c0 == 0 else gtmp
-        lo, co = chunk_gradient(params, layout, codes, slope, cost_code, A0, T, labws[:B],
+        lo, co = chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab,
                                 use_labels, acts, offs, Zout, D1, D2, target, B >= blas_min)
         if c0 > 0:
             for p in range(grad.size):
@@ -149,8 +216,12 @@ def _workspace(params, layout, chunk):
 
 @njit(cache=True)
 def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
-                batch_size, chunk, blas_min, l2, opt_code, hyper, state, step):
+                batch_size, chunk, blas_min, l2, opt_code, hyper, state, step, indptr,
+                indices):
     """Train on the samples ``X[order]`` in mini-batches of ``batch_size``, in order.
+
+    ``indptr``/``indices`` are the CSR index of ``X``'s non-zeros (see ``nonzero_index``)
+    or empty; small batches then read only non-zero inputs.
 
     The last batch may be smaller; its gradient is averaged over its own size. ``step``
     (an int64 array of one element) counts optimizer steps and is advanced here.
@@ -164,8 +235,29 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     n = order.size
     loss = 0.0
     correct = 0
+    fused = batch_size <= chunk and batch_size < blas_min
+    grow = np.empty(_max_width(layout), params.dtype)
+    sparse = fused and indptr.size > 0
+    n0 = layout[0, 2]
+    sp = (np.empty(n0 + 1, np.int64), np.empty(n0, np.int64),
+          np.empty(batch_size * n0 if sparse else 0, np.int64),
+          np.empty(batch_size * n0 if sparse else 0, params.dtype))
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
+        if fused:
+            # small batches: gather, then forward/backward/update fused layer by layer
+            rows = order[s:e]
+            A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
+            lo, co = chunk_train_fused(params, layout, codes, slope, cost_code, A0, T,
+                                       lab, use_labels, acts, offs, Zout, D1, D2, grow,
+                                       l2, opt_code, hyper, state, step[0] == 0, X,
+                                       indptr if sparse else indptr[:0], indices, rows, sp)
+            if not math.isfinite(lo):
+                return loss, correct, s
+            step[0] += 1
+            loss += lo
+            correct += co
+            continue
         lo, co = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                                 use_labels, order[s:e], chunk, blas_min, acts, offs, Zout,
                                 D1, D2, Tws, labws, grad, gtmp)
@@ -205,7 +297,7 @@ def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
         c1 = min(n, c0 + chunk)
         B = c1 - c0
         Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                             B >= blas_min)
+                             B >= blas_min, 0)
         T = Y[c0:c1] if not use_labels else Y
         lab = labels[c0:c1] if use_labels else labels
         Z = _block(Zout, 0, B, m_out)
@@ -223,5 +315,32 @@ def predict(params, layout, codes, slope, X, out, chunk, blas_min):
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                             c1 - c0 >= blas_min)
+                             c1 - c0 >= blas_min, 0)
         out[c0:c1, :] = Aout
+
+
+@njit(cache=True)
+def nonzero_index(X):
+    """CSR index of the non-zero entries of ``X``: ``(indptr int64, indices int32)``.
+
+    Built once per ``fit``; row ``r``'s non-zero columns are
+    ``indices[indptr[r]:indptr[r + 1]]``, ascending.
+    """
+    n, d = X.shape
+    indptr = np.empty(n + 1, np.int64)
+    indptr[0] = 0
+    for r in range(n):
+        c = 0
+        x = X[r]
+        for i in range(d):
+            c += x[i] != 0
+        indptr[r + 1] = indptr[r] + c
+    indices = np.empty(indptr[n], np.int32)
+    for r in range(n):
+        x = X[r]
+        q = indptr[r]
+        for i in range(d):
+            if x[i] != 0:
+                indices[q] = i
+                q += 1
+    return indptr, indices
