@@ -27,7 +27,7 @@ def _like(x, v):
     return impl
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def log1pexp(x):
     """Softplus ``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
     return max(x, like(x, 0.0)) + np.log1p(np.exp(-abs(x)))

@@ -23,7 +23,7 @@ LEAKY_RELU = 4
 SOFTMAX = 5
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sigmoid(z):
     """Logistic function, evaluated without overflow for either sign of ``z``."""
     if z >= 0:

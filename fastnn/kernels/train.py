@@ -23,7 +23,7 @@ from .dense import backprop_delta, forward, forward_sparse, gradients, output_de
 from .updates import apply_update, fused_layer_update, fused_sparse_update
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _block(buf, off, rows, cols):
     return buf[off:off + rows * cols].reshape(rows, cols)
 
@@ -48,7 +48,7 @@ def _max_width(layout):
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _layer_out(layout, l, B, acts, offs, Zout):
     """Where layer ``l`` writes: ``(Z, A)``; hidden layers are activated in place
     (``Z`` is ``A``), the output keeps its pre-activation in ``Zout`` for a log-safe cost."""

@@ -13,7 +13,7 @@ from .dense import axpy, axpy4
 SGD = 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sgd_region(params, grad, vel, start, stop, inv_b, l2, lr, mu, damp, nesterov, first):
     """PyTorch's ``torch.optim.SGD`` on ``params[start:stop]``.
 
@@ -148,6 +148,26 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, VW, vb, g, cnt, po
     B = rows.size
     n = W.shape[0]
     m = D.shape[1]
+    if B == 1 and opt_code == SGD and hyper[1] == 0 and l2 == 0:
+        # Online plain SGD: the gradient row of input i is x_i * D[0] and only the
+        # sample's non-zero inputs have one, so walk them directly (no sort). Same
+        # arithmetic as _sgd_region with grad = x_i * d (0 + x_i*d_j is exact), so the
+        # same bits. Measured on MNIST, one epoch at batch 1: 0.76 s -> see benchmarks.
+        r = rows[0]
+        d = D[0]
+        inv_b = like(W, 1.0) / like(W, batch)
+        lr = like(W, hyper[0])
+        l2c = like(W, l2)
+        x = X[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            i = indices[p]
+            a = x[i]
+            w = W[i]
+            for j in range(m):
+                w[j] -= lr * ((a * d[j]) * inv_b + l2c * w[j])
+        for j in range(m):
+            bias[j] -= lr * (d[j] * inv_b + like(W, 0.0) * bias[j])
+        return
     cnt[:] = 0
     for b in range(B):
         r = rows[b]
