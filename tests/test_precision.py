@@ -37,6 +37,7 @@ def _f32_cases():
     A, W, b, Z = (np.ones((2, 3), f), np.ones((3, 4), f), np.ones(4, f), np.ones((2, 4), f))
     s = f(0.1)
     p = np.ones(5, f)
+    hyper = np.array([0.1, 0.9, 0.0, 0.0])
     return {
         ("dense", "forward"): (A, W, b, Z, False),
         ("dense", "gradients"): (A, Z, W.copy(), b.copy(), False),
@@ -44,6 +45,15 @@ def _f32_cases():
         ("activations", "activate"): (Z, Z.copy(), 1, s),
         ("activations", "mul_derivative"): (Z, Z.copy(), 1, s),
         ("updates", "_sgd_region"): (p, p.copy(), p.copy(), 0, 5, s, s, s, s, s, True, False),
+        ("dense", "forward_sparse"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
+                                      np.array([1, 0]), W, b, Z),
+        ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], W.copy(), b.copy(), b.copy(),
+                                            2, 0.1, 0, hyper, False),
+        ("updates", "fused_sparse_update"): (
+            W, b, A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32), np.array([1, 0]),
+            Z[:, :4], W.copy(), b.copy(), b.copy(), np.zeros(4, np.int64),
+            np.zeros(3, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0, hyper,
+            False),
     }
 
 
