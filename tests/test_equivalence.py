@@ -160,3 +160,13 @@ def test_sparse_input_path_is_bitwise_the_dense_one(monkeypatch, hidden, opt, ba
         params[density] = net.params
     assert np.array_equal(params[0.0], params[1.0])
     assert network.Network._sparse_index(X, batch_size)[0].size == 101
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_single_layer_network_on_sparse_inputs(batch_size, momentum):
+    """No hidden layer: the sparse first layer is also the output layer."""
+    X, y = make_problem("softmax", "log_likelihood", n=21, n_in=6, n_out=3, seed=3)
+    net = fnn.Network([6, 3], dtype="float64", seed=1)
+    err = run_both(net, X, y, 2, batch_size, 0.1, 0.0, dict(momentum=momentum))
+    assert err <= 1e-10

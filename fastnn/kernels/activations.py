@@ -95,13 +95,12 @@ def mul_derivative(D, A, code, slope):
             for j in range(m):
                 a = A[b, j]
                 D[b, j] *= one - a * a
-    elif code == RELU:
+    elif code == RELU:  # selects, not branches: relu zeros are scattered
         for b in range(B):
             for j in range(m):
-                if not A[b, j] > zero:
-                    D[b, j] = zero
+                D[b, j] = D[b, j] if A[b, j] > zero else zero
     elif code == LEAKY_RELU:
         for b in range(B):
             for j in range(m):
-                if not A[b, j] > zero:
-                    D[b, j] *= slope
+                d = D[b, j]
+                D[b, j] = d if A[b, j] > zero else d * slope

@@ -66,11 +66,12 @@ def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, 
     """
     L = layout.shape[0]
     B = A0.shape[0]
-    A_prev = A0 if first == 0 else _block(acts, offs[first], B, layout[first, 2])
+    A_prev = A0 if first == 0 else _block(acts, offs[first], B, layout[first - 1, 3])
     for l in range(first, L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         Z, A = _layer_out(layout, l, B, acts, offs, Zout)
-        forward(A_prev, _block(params, w_off, n, m), params[b_off:b_off + m], Z, use_blas)
+        forward(A_prev, _block(params, w_off, n, m), params[b_off:b_off + m], Z, use_blas,
+                l == 0)
         activate(Z, A, codes[l], slope)
         A_prev = A
     return A_prev
@@ -78,7 +79,7 @@ def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, 
 
 @njit(cache=True)
 def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
-                   acts, offs, Zout, D1, D2, grad, use_blas):
+                   acts, offs, Zout, D1, D2, wt, grad, use_blas):
     """Forward + backward of one chunk: ``grad`` = summed gradient; returns (cost sum, correct)."""
     L = layout.shape[0]
     B = A0.shape[0]
@@ -95,7 +96,7 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
         if l > 0:
             D_prev = _block(D2 if in_d1 else D1, 0, B, n)
             backprop_delta(D, _block(params, w_off, n, m), A_in, codes[l - 1], slope,
-                           D_prev, use_blas)
+                           D_prev, use_blas, wt)
             D = D_prev
             in_d1 = not in_d1
     return loss, correct
@@ -103,7 +104,7 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
 
 @njit(cache=True)
 def chunk_train_fused(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
-                      acts, offs, Zout, D1, D2, grow, l2, opt_code, hyper, state, first,
+                      acts, offs, Zout, D1, D2, wt, grow, l2, opt_code, hyper, state, first,
                       X, indptr, indices, rows, sp):
     """Forward, backward and update of one small batch, with each layer's gradient
     applied as soon as the delta below it is known (``updates.fused_layer_update``).
@@ -140,10 +141,11 @@ def chunk_train_fused(params, layout, codes, slope, cost_code, A0, T, lab, use_l
         if l > 0:  # the delta below needs the old W: compute it before updating W
             A_in = _block(acts, offs[l], B, n)
             D_prev = _block(D2 if in_d1 else D1, 0, B, n)
-            backprop_delta(D, W, A_in, codes[l - 1], slope, D_prev, False)
+            backprop_delta(D, W, A_in, codes[l - 1], slope, D_prev, False, wt)
             in_d1 = not in_d1
             fused_layer_update(W, params[b_off:b_off + m], A_in, D, _block(vel, w_off, n, m),
-                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first)
+                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first,
+                               False)
             D = D_prev
         elif sparse:
             cnt, pos, tb, ta = sp
@@ -152,7 +154,8 @@ def chunk_train_fused(params, layout, codes, slope, cost_code, A0, T, lab, use_l
                                 pos, tb, ta, B, l2, opt_code, hyper, first)
         else:
             fused_layer_update(W, params[b_off:b_off + m], A0, D, _block(vel, w_off, n, m),
-                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first)
+                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first,
+                               True)
     return loss, correct
 
 
@@ -178,7 +181,7 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, with_x=True):
 
 @njit(cache=True)
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                   rows, chunk, blas_min, acts, offs, Zout, D1, D2, Tws, labws, grad, gtmp):
+                   rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gtmp):
     """Summed gradient over ``X[rows]``, gathered chunk by chunk into the workspace."""
     nb = rows.size
     loss = 0.0
@@ -189,7 +192,8 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
         A0, T, lab = _gather(X, Y, labels, use_labels, rows[c0:c1], acts, Tws, labws)
         target = grad if c0 == 0 else gtmp
         lo, co = chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab,
-                                use_labels, acts, offs, Zout, D1, D2, target, B >= blas_min)
+                                use_labels, acts, offs, Zout, D1, D2, wt, target,
+                                B >= blas_min)
         if c0 > 0:
             for p in range(grad.size):
                 grad[p] += gtmp[p]
@@ -211,7 +215,11 @@ def _workspace(params, layout, chunk):
     D2 = np.empty(chunk * width, params.dtype)
     Tws = np.empty(chunk * m_out, params.dtype)
     labws = np.empty(chunk, np.int64)
-    return offs, acts, Zout, D1, D2, Tws, labws
+    wsize = 0
+    for l in range(1, L):
+        wsize = max(wsize, layout[l, 2] * layout[l, 3])
+    wt = np.empty(wsize, params.dtype)  # W transposed, for the loops' backprop_delta
+    return offs, acts, Zout, D1, D2, Tws, labws, wt
 
 
 @njit(cache=True)
@@ -229,7 +237,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     finite. Returns ``(cost_sum, n_correct, n_done)`` over the samples of the batches
     that were applied (``n_done < order.size`` means the run diverged).
     """
-    offs, acts, Zout, D1, D2, Tws, labws = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
     grad = np.empty_like(params)
     gtmp = np.empty_like(params) if batch_size > chunk else np.empty(0, params.dtype)
     n = order.size
@@ -249,7 +257,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
             rows = order[s:e]
             A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
             lo, co = chunk_train_fused(params, layout, codes, slope, cost_code, A0, T,
-                                       lab, use_labels, acts, offs, Zout, D1, D2, grow,
+                                       lab, use_labels, acts, offs, Zout, D1, D2, wt, grow,
                                        l2, opt_code, hyper, state, step[0] == 0, X,
                                        indptr if sparse else indptr[:0], indices, rows, sp)
             if not math.isfinite(lo):
@@ -260,7 +268,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
             continue
         lo, co = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                                 use_labels, order[s:e], chunk, blas_min, acts, offs, Zout,
-                                D1, D2, Tws, labws, grad, gtmp)
+                                D1, D2, wt, Tws, labws, grad, gtmp)
         if not math.isfinite(lo):
             return loss, correct, s
         apply_update(params, grad, layout, e - s, l2, opt_code, hyper, state, step[0])
@@ -274,12 +282,12 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
 def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       chunk, blas_min, grad):
     """Summed cost and summed gradient over all of ``X`` (no regularisation, not averaged)."""
-    offs, acts, Zout, D1, D2, Tws, labws = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
     gtmp = np.empty_like(params)
     rows = np.arange(X.shape[0])
     loss, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                              use_labels, rows, chunk, blas_min, acts, offs, Zout, D1, D2,
-                             Tws, labws, grad, gtmp)
+                             wt, Tws, labws, grad, gtmp)
     return loss
 
 
@@ -287,7 +295,7 @@ def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use
 def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
              blas_min):
     """Summed cost and number of correct argmax predictions (labels only) over ``X``."""
-    offs, acts, Zout, D1, D2, Tws, labws = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
     L = layout.shape[0]
     m_out = layout[L - 1, 3]
     n = X.shape[0]
@@ -310,7 +318,7 @@ def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
 @njit(cache=True)
 def predict(params, layout, codes, slope, X, out, chunk, blas_min):
     """``out = network(X)``: the output activations, computed chunk by chunk."""
-    offs, acts, Zout, D1, D2, Tws, labws = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
     n = X.shape[0]
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)

@@ -69,7 +69,8 @@ def apply_update(params, grad, layout, batch, l2, opt_code, hyper, state, step):
 
 
 @njit(cache=True)
-def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, first):
+def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, first,
+                       skip_zeros):
     """Gradient and update of one dense layer in a single pass, row by row.
 
     For each input unit ``i`` the gradient row ``g = sum_b A_in[b, i] * D[b, :]`` is
@@ -81,6 +82,7 @@ def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, 
     that skips ~80% of the first layer's rows (the zero pixels).
 
     Must run after the layer below's delta has been computed from the old ``W``.
+    ``skip_zeros`` skips zero inputs sample by sample (raw inputs; see ``dense.forward``).
     """
     B, n = A_in.shape
     m = D.shape[1]
@@ -103,7 +105,16 @@ def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, 
             if not nonzero and sparse_ok:
                 continue  # zero gradient, plain SGD, no decay: w is unchanged exactly
             gr[:] = zero
-            if nonzero:  # gr = sum_b a_bi D[b], four samples per pass (see dense.forward)
+            if nonzero and not skip_zeros:  # hidden inputs: all samples, no branches
+                b = 0
+                while b + 4 <= B:
+                    axpy4(gr, A_in[b, i], D[b], A_in[b + 1, i], D[b + 1], A_in[b + 2, i],
+                          D[b + 2], A_in[b + 3, i], D[b + 3])
+                    b += 4
+                while b < B:
+                    axpy(gr, A_in[b, i], D[b])
+                    b += 1
+            elif nonzero:  # gr = sum_b a_bi D[b], four samples per pass (see dense.forward)
                 k = 0
                 b0 = b1 = b2 = 0
                 a0 = a1 = a2 = zero
