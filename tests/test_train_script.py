@@ -1,7 +1,8 @@
 """scripts/train_mnist.py: presets, argument handling and end-to-end runs on real data.
 
 The end-to-end tests run the script as a user does (a subprocess, from the repository
-root) on the first 5,000 training images, so the whole file takes well under a minute.
+root) on the first 5,000 training images, so the whole file takes ~20 s on a 2-core
+machine once Numba's cache of the kernels is warm.
 MNIST comes from $FASTNN_DATA and Fashion-MNIST from $FASTNN_FASHION_DATA (CI sets both;
 elsewhere the loaders fall back to the cache or download).
 """
@@ -39,7 +40,7 @@ def run_script(*args, env=None, timeout=300):
                           env=env if env is not None else os.environ.copy())
 
 
-def test_accuracy_of(result):
+def parse_test_accuracy(result):
     """The value of the last stdout line, which must read exactly 'test accuracy: 0.xxxx'."""
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -47,9 +48,6 @@ def test_accuracy_of(result):
     match = LAST_LINE.fullmatch(last)
     assert match, f"last stdout line is {last!r}"
     return float(match.group(1))
-
-
-test_accuracy_of.__test__ = False  # a helper, not a test
 
 
 # --- configuration (no training) ---------------------------------------------------------
@@ -175,10 +173,10 @@ def test_mnist_end_to_end_with_history_plot_and_model(tmp_path):
     epochs = 3
     result = run_script("--limit", 5000, "--epochs", epochs, "--save", model,
                         "--history", history, "--plot", plot)
-    accuracy = test_accuracy_of(result)
-    # Measured on 2026-11-23 (fast preset, 5,000 samples, 3 epochs): 0.947-0.952 over
-    # seeds 0-2; the threshold leaves a margin for other BLAS/CPU rounding.
-    assert accuracy >= 0.93
+    accuracy = parse_test_accuracy(result)
+    # Measured on 2026-11-23 (fast preset, 5,000 samples, 3 epochs): 0.9362, 0.9382,
+    # 0.9385 with seeds 0, 1, 2; the threshold leaves a margin for other CPUs' rounding.
+    assert accuracy >= 0.92
 
     out = result.stdout.splitlines()
     assert out[0].startswith("fast: 784-300-10 relu/softmax")
@@ -211,14 +209,14 @@ def test_mnist_end_to_end_with_history_plot_and_model(tmp_path):
 def test_nielsen_preset_runs_with_overrides():
     # chapter 3's network for one epoch on 5,000 samples: l2 = 5/5000 is computed
     result = run_script("--preset", "nielsen-ch3", "--limit", 5000, "--epochs", 1)
-    accuracy = test_accuracy_of(result)
+    accuracy = parse_test_accuracy(result)
     assert "784-100-10 sigmoid/sigmoid, cost cross_entropy, init lecun" in result.stdout
     assert "l2 0.001 " in result.stdout
-    assert accuracy >= 0.80  # measured 0.87 (2026-11-23)
+    assert accuracy >= 0.85  # measured 0.8836, 0.8911, 0.8903 with seeds 0-2 (2026-11-23)
 
 
 def test_fashion_mnist_end_to_end():
     result = run_script("--dataset", "fashion-mnist", "--limit", 5000, "--epochs", 2)
-    accuracy = test_accuracy_of(result)
+    accuracy = parse_test_accuracy(result)
     assert "Fashion-MNIST train 5000" in result.stdout.splitlines()[0]
-    assert accuracy >= 0.74  # measured 0.80 (2026-11-23)
+    assert accuracy >= 0.75  # measured 0.8073, 0.7912, 0.8167 with seeds 0-2 (2026-11-23)
