@@ -327,9 +327,10 @@ class Network:
         empty = np.empty(0, np.int64), np.empty(0, np.int32)
         if batch_size >= BLAS_MIN_BATCH or batch_size > CHUNK:
             return empty
-        if np.count_nonzero(X) > SPARSE_MAX_DENSITY * X.size:
+        indptr = _kt.nonzero_rows(X)
+        if indptr[-1] > SPARSE_MAX_DENSITY * X.size:
             return empty
-        return _kt.nonzero_index(X)
+        return indptr, _kt.nonzero_columns(X, indptr)
 
     # --- inference --------------------------------------------------------------------
     def forward(self, X):
