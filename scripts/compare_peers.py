@@ -216,6 +216,12 @@ def extras(configs, samples):
                  f"{samples} samples, X = {warm['data_mb']:.0f} MB): "
                  f"{warm['peak_extra_mb']:.1f} MB.")
     lines.append("")
+    lines.append("Threads: `NUMBA_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and `OMP_NUM_THREADS` "
+                 "all set to 1, then 2, each in a fresh process (times include no compile). "
+                 "fastnn's own kernels give the same bits on any thread count; where a "
+                 "config uses BLAS (batch >= 48: C), OpenBLAS's thread count changes its "
+                 "summation order and so the bits.")
+    lines.append("")
     lines.append("| config | 1 thread s/epoch | 2 threads s/epoch | weights bitwise equal |")
     lines.append("|---|---|---|---|")
     for c in configs:
