@@ -38,6 +38,32 @@ def _meta(net):
     }
 
 
+def atomic_write(path, write):
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it
+    over ``path``: readers see the old file or the complete new one, never a part.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    write : callable
+        Receives the open binary file; anything it raises leaves ``path`` untouched
+        and removes the temporary file.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def save(net, path):
     """Write ``net`` to ``path`` (conventionally ``*.npz``) atomically.
 
@@ -47,20 +73,8 @@ def save(net, path):
     path : str or os.PathLike
         Written exactly as given (no suffix is added).
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
     meta = np.frombuffer(json.dumps(_meta(net)).encode("utf-8"), np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, params=net.params, meta=meta)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, params=net.params, meta=meta))
 
 
 def load(path):

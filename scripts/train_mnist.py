@@ -71,7 +71,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import textwrap
 import time
 
@@ -356,28 +355,15 @@ def lr_for_epoch(config, epoch):
 
 
 # --- files --------------------------------------------------------------------------------
-def _atomic_write(path, write):
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".train_mnist-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_history(path, record):
-    _atomic_write(path, lambda f: f.write(
+    from fastnn.io import atomic_write
+
+    atomic_write(path, lambda f: f.write(
         (json.dumps(record, indent=2, allow_nan=False) + "\n").encode("utf-8")))
 
 
 def write_plot(path, history, epochs, test_accuracy, title):
+    from fastnn.io import atomic_write
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -406,7 +392,7 @@ def write_plot(path, history, epochs, test_accuracy, title):
     fig.suptitle(title)
     fig.tight_layout()
     try:
-        _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     finally:
         plt.close(fig)
 
@@ -415,6 +401,7 @@ def write_plot(path, history, epochs, test_accuracy, title):
 def _progress_display(epochs, want_bar):
     """A tqdm bar within each epoch on a terminal (if installed), else one line per epoch;
     both write to standard output."""
+
     from fastnn.callbacks import ProgressLine, TqdmProgress
 
     if want_bar and sys.stdout.isatty():

@@ -170,3 +170,16 @@ def test_single_layer_network_on_sparse_inputs(batch_size, momentum):
     net = fnn.Network([6, 3], dtype="float64", seed=1)
     err = run_both(net, X, y, 2, batch_size, 0.1, 0.0, dict(momentum=momentum))
     assert err <= 1e-10
+
+
+def test_nonzero_index_matches_numpy():
+    from fastnn.kernels.train import nonzero_index
+    rng = np.random.default_rng(0)
+    X = rng.random((50, 30)).astype(np.float32)
+    X[X < 0.7] = 0
+    X[7] = 0.0                      # an empty row
+    X[:, -1] = 1.0                  # the last column always set (the fill's edge)
+    indptr, indices = nonzero_index(X)
+    rows, cols = np.nonzero(X)
+    assert np.array_equal(indptr, np.r_[0, np.cumsum((X != 0).sum(1))])
+    assert np.array_equal(indices, cols) and indices.dtype == np.int32

@@ -14,6 +14,14 @@ SGD = 0
 
 
 @njit(cache=True, inline="always")
+def _sgd_hyper(like_arr, hyper):
+    """SGD's ``(lr, momentum, dampening, nesterov)`` from the float64 hyper-parameter
+    array, the first three cast to the parameters' dtype."""
+    return (like(like_arr, hyper[0]), like(like_arr, hyper[1]), like(like_arr, hyper[2]),
+            hyper[3] != 0.0)
+
+
+@njit(cache=True, inline="always")
 def _sgd_region(params, grad, vel, start, stop, inv_b, l2, lr, mu, damp, nesterov, first):
     """PyTorch's ``torch.optim.SGD`` on ``params[start:stop]``.
 
@@ -51,10 +59,7 @@ def apply_update(params, grad, layout, batch, l2, opt_code, hyper, state, step):
     l2c = like(params, l2)
     zero = like(params, 0.0)
     if opt_code == SGD:
-        lr = like(params, hyper[0])
-        mu = like(params, hyper[1])
-        damp = like(params, hyper[2])
-        nesterov = hyper[3] != 0.0
+        lr, mu, damp, nesterov = _sgd_hyper(params, hyper)
         vel = state[0]
         first = step == 0
         for l in range(layout.shape[0]):
@@ -91,10 +96,7 @@ def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, 
     zero = like(W, 0.0)
     gr = g[:m]
     if opt_code == SGD:
-        lr = like(W, hyper[0])
-        mu = like(W, hyper[1])
-        damp = like(W, hyper[2])
-        nesterov = hyper[3] != 0.0
+        lr, mu, damp, nesterov = _sgd_hyper(W, hyper)
         sparse_ok = mu == 0 and l2c == 0
         for i in range(n):
             nonzero = False
@@ -200,10 +202,7 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, VW, vb, g, cnt, po
     zero = like(W, 0.0)
     gr = g[:m]
     if opt_code == SGD:
-        lr = like(W, hyper[0])
-        mu = like(W, hyper[1])
-        damp = like(W, hyper[2])
-        nesterov = hyper[3] != 0.0
+        lr, mu, damp, nesterov = _sgd_hyper(W, hyper)
         sparse_ok = mu == 0 and l2c == 0
         for i in range(n):
             q = cnt[i]
