@@ -182,7 +182,7 @@ class Network:
 
     # --- training ---------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", l2=0.0,
-            validation_data=None, shuffle=True, progress=True):
+            validation_data=None, shuffle=True, progress=True, schedule=None):
         """Train with mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
@@ -217,6 +217,11 @@ class Network:
             line per epoch. ``False`` prints nothing. An object with the hooks of
             :mod:`fastnn.callbacks` may be passed instead.
 
+        schedule : callable, optional
+            ``schedule(epoch) -> learning rate`` for each epoch of this call (``epoch``
+            counts from 0), in place of the optimizer's ``lr``, e.g. a linear decay
+            ``lambda e: 0.2 * (1 - e / epochs)``. The rate used goes into the History.
+
         Returns
         -------
         History
@@ -249,6 +254,9 @@ class Network:
                                  "(labels or float targets)")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
+        if schedule is not None and not callable(schedule):
+            raise TypeError(f"schedule must be a callable epoch -> learning rate; got "
+                            f"{schedule!r}")
 
         if progress is True:
             bar = default_progress(self.epochs_trained + epochs)
@@ -272,8 +280,17 @@ class Network:
         slices = max(1, getattr(bar, "updates_per_epoch", 1))
         indptr, indices = self._sparse_index(X, batch_size)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
-        for _ in range(epochs):
+        for k in range(epochs):
             epoch = self.epochs_trained
+            lr = opt.lr
+            if schedule is not None:
+                lr = schedule(k)
+                try:
+                    lr = check_real("schedule", lr, 0.0, low_open=True)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{exc} (the rate it gave for epoch {k} of this fit)") \
+                        from None
+            hyper[0] = lr
             order = self._perm(epoch, n) if shuffle else np.arange(n, dtype=np.int64)
             good_params = self._params.copy()
             good_state = opt._snapshot()
@@ -308,7 +325,7 @@ class Network:
                 metrics["val_loss"] = vloss / val[0].shape[0]
                 if use_labels:
                     metrics["val_accuracy"] = vcorrect / val[0].shape[0]
-            metrics["lr"] = opt.lr
+            metrics["lr"] = lr
             metrics["seconds"] = seconds
             self.epochs_trained += 1
             history.append(self.epochs_trained, metrics)

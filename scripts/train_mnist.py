@@ -487,21 +487,14 @@ def _run(config, t_start):
     epochs = config["epochs"]
     display = _progress_display(epochs, config["progress"])
     validation = (X_val, y_val) if len(X_val) else None
-    history = {}
-    # A constant learning rate trains in one fit call. A schedule needs one call per
-    # epoch to set the rate (fit has no schedule argument yet); the optimizer object keeps
-    # its momentum state, and k fit(epochs=1) calls equal one fit(epochs=k) bitwise. Each
-    # call re-checks X (and, for small batches, rebuilds its index of non-zeros).
-    calls = [(0, epochs)] if config["schedule"] == "constant" else \
-        [(epoch, 1) for epoch in range(epochs)]
+    schedule = None
+    if config["schedule"] != "constant":
+        def schedule(epoch):
+            return lr_for_epoch(config, epoch)
     try:
-        for first, count in calls:
-            optimizer.lr = lr_for_epoch(config, first)
-            h = net.fit(X, y, epochs=count, batch_size=config["batch_size"],
-                        optimizer=optimizer, l2=l2, validation_data=validation,
-                        progress=display)
-            for key, values in h.history.items():
-                history.setdefault(key, []).extend(values)
+        history = net.fit(X, y, epochs=epochs, batch_size=config["batch_size"],
+                          optimizer=optimizer, l2=l2, validation_data=validation,
+                          progress=display, schedule=schedule).history
     except fnn.DivergenceError as exc:
         return _fail(f"{exc} (nothing was saved)", 1)
     except (ValueError, TypeError) as exc:

@@ -328,3 +328,27 @@ def test_bad_progress_argument(net, data):
     with pytest.raises(TypeError, match="progress"):
         net.fit(*data, progress="loud")
     assert net.epochs_trained == 0
+
+
+def test_schedule_equals_one_fit_per_epoch_with_that_rate(data):
+    X, y = data
+    rates = [0.3, 0.2, 0.1]
+    a, b = fnn.Network([5, 8, 3], seed=3), fnn.Network([5, 8, 3], seed=3)
+    opt_a, opt_b = fnn.SGD(1.0, momentum=0.9), fnn.SGD(1.0, momentum=0.9)
+    h = a.fit(X, y, epochs=3, batch_size=4, optimizer=opt_a, progress=False,
+              schedule=lambda e: rates[e])
+    for r in rates:
+        opt_b.lr = r
+        b.fit(X, y, epochs=1, batch_size=4, optimizer=opt_b, progress=False)
+    assert np.array_equal(a.params, b.params)
+    assert h.history["lr"] == rates
+    assert opt_a.lr == 1.0                 # the optimizer's own rate is not changed
+
+
+@pytest.mark.parametrize("schedule,exc", [(0.1, TypeError), (lambda e: -1.0, ValueError),
+                                          (lambda e: float("nan"), ValueError)])
+def test_bad_schedule(net, data, schedule, exc):
+    before = net.params.copy()
+    with pytest.raises(exc, match="schedule"):
+        net.fit(*data, progress=False, schedule=schedule)
+    assert np.array_equal(net.params, before)
