@@ -8,7 +8,7 @@ array ``state[k, p]`` in the buffer's dtype (SGD uses row 0 for the velocity).
 from numba import njit
 
 from ._numeric import like
-from .dense import axpy, axpy4
+from .dense import axpy, axpy4, axpy_nonzero
 
 SGD = 0
 
@@ -46,6 +46,19 @@ def _sgd_region(params, grad, vel, start, stop, inv_b, l2, lr, mu, damp, nestero
             params[p] -= lr * (g + mu * v)
         else:
             params[p] -= lr * v
+
+
+@njit(cache=True)
+def _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first):
+    """SGD step of a bias vector from the batch's deltas: ``gr = sum_b D[b]`` (no L2)."""
+    m = bias.size
+    for j in range(m):
+        gr[j] = D[0, j]
+    for b in range(1, D.shape[0]):
+        d = D[b]
+        for j in range(m):
+            gr[j] += d[j]
+    _sgd_region(bias, gr, vb, 0, m, inv_b, like(bias, 0.0), lr, mu, damp, nesterov, first)
 
 
 @njit(cache=True)
@@ -116,36 +129,10 @@ def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, 
                 while b < B:
                     axpy(gr, A_in[b, i], D[b])
                     b += 1
-            elif nonzero:  # gr = sum_b a_bi D[b], four samples per pass (see dense.forward)
-                k = 0
-                b0 = b1 = b2 = 0
-                a0 = a1 = a2 = zero
-                for b in range(B):
-                    a = A_in[b, i]
-                    if a != 0:
-                        if k == 3:
-                            axpy4(gr, a0, D[b0], a1, D[b1], a2, D[b2], a, D[b])
-                            k = 0
-                        elif k == 0:
-                            b0, a0, k = b, a, 1
-                        elif k == 1:
-                            b1, a1, k = b, a, 2
-                        else:
-                            b2, a2, k = b, a, 3
-                if k >= 1:
-                    axpy(gr, a0, D[b0])
-                if k >= 2:
-                    axpy(gr, a1, D[b1])
-                if k >= 3:
-                    axpy(gr, a2, D[b2])
+            elif nonzero:  # gr = sum_b a_bi D[b] over the non-zero a_bi, in order of b
+                axpy_nonzero(gr, A_in[:, i], D)
             _sgd_region(W[i], gr, VW[i], 0, m, inv_b, l2c, lr, mu, damp, nesterov, first)
-        for j in range(m):
-            gr[j] = D[0, j]
-        for b in range(1, B):
-            d = D[b]
-            for j in range(m):
-                gr[j] += d[j]
-        _sgd_region(bias, gr, vb, 0, m, inv_b, zero, lr, mu, damp, nesterov, first)
+        _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first)
 
 
 @njit(cache=True)
@@ -218,10 +205,4 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, VW, vb, g, cnt, po
                 axpy(gr, ta[q], D[tb[q]])
                 q += 1
             _sgd_region(W[i], gr, VW[i], 0, m, inv_b, l2c, lr, mu, damp, nesterov, first)
-        for j in range(m):
-            gr[j] = D[0, j]
-        for b in range(1, B):
-            d = D[b]
-            for j in range(m):
-                gr[j] += d[j]
-        _sgd_region(bias, gr, vb, 0, m, inv_b, zero, lr, mu, damp, nesterov, first)
+        _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first)
