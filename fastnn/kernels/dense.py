@@ -196,8 +196,9 @@ def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas, wt):
 
 
 @njit(cache=True)
-def output_delta(Z, A, T, labels, use_labels, out_code, cost_code, D, want_delta):
-    """Per-sample cost summed over the batch, and (if ``want_delta``) ``D = dC/dz``.
+def output_delta(Z, A, T, labels, use_labels, out_code, cost_code, D):
+    """Per-sample cost summed over the batch, and ``D = dC/dz`` if ``D`` has the batch's rows
+    (pass ``D`` with no rows for the cost alone).
 
     ``T`` holds float targets ``(B, m)``; with ``use_labels`` the target is the one-hot
     row of ``labels[b]`` instead and ``T`` is not read. The cost is computed from the
@@ -216,6 +217,7 @@ def output_delta(Z, A, T, labels, use_labels, out_code, cost_code, D, want_delta
     Returns ``(cost_sum, n_correct)``; ``n_correct`` counts argmax(a) == label (labels only).
     """
     B, m = Z.shape
+    want_delta = D.shape[0] == B
     zero = like(Z, 0.0)
     one = like(Z, 1.0)
     half = like(Z, 0.5)

@@ -60,18 +60,21 @@ def _layer_out(layout, l, B, acts, offs, Zout):
 
 
 @njit(cache=True)
-def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, first):
-    """Forward pass of ``A0`` (B rows) from layer ``first`` on (layers below ``first``
-    already computed into ``acts``); returns the output activations (a view of ``acts``).
+def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
+    """Forward pass of ``A0`` (B rows) through the layers of ``layout``; returns the
+    output activations (a view of ``acts``).
+
+    To start above the first layer, pass the tables sliced from that layer on
+    (``layout[k:]``, ``codes[k:]``, ``offs[k:]``) and its input as ``A0``.
     """
     L = layout.shape[0]
     B = A0.shape[0]
-    A_prev = A0 if first == 0 else _block(acts, offs[first], B, layout[first - 1, 3])
-    for l in range(first, L):
+    A_prev = A0
+    for l in range(L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         Z, A = _layer_out(layout, l, B, acts, offs, Zout)
         forward(A_prev, _block(params, w_off, n, m), params[b_off:b_off + m], Z, use_blas,
-                l == 0)
+                l == 0 and offs[0] == 0)   # raw inputs only: offs[0] is 0 in the full table
         activate(Z, A, codes[l], slope)
         A_prev = A
     return A_prev
@@ -84,10 +87,10 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
     L = layout.shape[0]
     B = A0.shape[0]
     m_out = layout[L - 1, 3]
-    Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, 0)
+    Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas)
     D = _block(D1, 0, B, m_out)
     Z = _block(Zout, 0, B, m_out)
-    loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D, True)
+    loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D)
     in_d1 = True  # the current delta lives in D1; the layer below's goes to the other
     for l in range(L - 1, -1, -1):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
@@ -105,32 +108,34 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
 @njit(cache=True)
 def chunk_train_fused(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
                       acts, offs, Zout, D1, D2, wt, grow, l2, opt_code, hyper, state, first,
-                      X, indptr, indices, rows, sp):
+                      X, indptr, indices, rows, sp, use_blas):
     """Forward, backward and update of one small batch, with each layer's gradient
     applied as soon as the delta below it is known (``updates.fused_layer_update``).
 
     With a non-empty ``indptr`` the first layer reads only the non-zero inputs of each
-    sample ``X[rows[b]]`` from the CSR index (``indptr``, ``indices``) and ``A0`` is not
-    used; ``sp`` is that path's workspace. Both paths add the same terms in the same
-    order, so they give bitwise the same weights. Returns ``(cost sum, correct)``;
-    nothing is updated if the cost is not finite.
+    sample ``X[rows[b]]`` from the CSR index (``indptr``, ``indices``) instead of ``A0``;
+    ``sp`` is that path's workspace. Both paths add the same terms in the same order, so
+    they give bitwise the same weights. ``use_blas`` is False (the caller's run-time
+    flag: a literal here would compile every callee a second time). Returns
+    ``(cost sum, correct)``; nothing is updated if the cost is not finite.
     """
     L = layout.shape[0]
-    B = T.shape[0] if not use_labels else lab.size
+    B = A0.shape[0]
     m_out = layout[L - 1, 3]
     sparse = indptr.size > 0
-    if sparse:
+    if sparse:  # first layer from the CSR index, the rest as usual
         n, m = layout[0, 2], layout[0, 3]
         Z, A = _layer_out(layout, 0, B, acts, offs, Zout)
         forward_sparse(X, indptr, indices, rows, _block(params, layout[0, 0], n, m),
                        params[layout[0, 1]:layout[0, 1] + m], Z)
         activate(Z, A, codes[0], slope)
-        Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, False, 1)
+        Aout = forward_chunk(params, layout[1:], codes[1:], slope, A, acts, offs[1:], Zout,
+                             use_blas)
     else:
-        Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, False, 0)
+        Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas)
     D = _block(D1, 0, B, m_out)
     Z = _block(Zout, 0, B, m_out)
-    loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D, True)
+    loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D)
     if not math.isfinite(loss):
         return loss, correct
     vel = state[0]
@@ -138,31 +143,28 @@ def chunk_train_fused(params, layout, codes, slope, cost_code, A0, T, lab, use_l
     for l in range(L - 1, -1, -1):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         W = _block(params, w_off, n, m)
+        A_in = A0 if l == 0 else _block(acts, offs[l], B, n)
+        D_prev = D
         if l > 0:  # the delta below needs the old W: compute it before updating W
-            A_in = _block(acts, offs[l], B, n)
             D_prev = _block(D2 if in_d1 else D1, 0, B, n)
-            backprop_delta(D, W, A_in, codes[l - 1], slope, D_prev, False, wt)
+            backprop_delta(D, W, A_in, codes[l - 1], slope, D_prev, use_blas, wt)
             in_d1 = not in_d1
-            fused_layer_update(W, params[b_off:b_off + m], A_in, D, _block(vel, w_off, n, m),
-                               vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first,
-                               False)
-            D = D_prev
-        elif sparse:
+        if l == 0 and sparse:
             cnt, pos, tb, ta = sp
             fused_sparse_update(W, params[b_off:b_off + m], X, indptr, indices, rows, D,
                                 _block(vel, w_off, n, m), vel[b_off:b_off + m], grow, cnt,
                                 pos, tb, ta, B, l2, opt_code, hyper, first)
-        else:
-            fused_layer_update(W, params[b_off:b_off + m], A0, D, _block(vel, w_off, n, m),
+        else:  # raw inputs (l == 0) skip zeros; hidden layers run dense
+            fused_layer_update(W, params[b_off:b_off + m], A_in, D, _block(vel, w_off, n, m),
                                vel[b_off:b_off + m], grow, B, l2, opt_code, hyper, first,
-                               True)
+                               l == 0)
+        D = D_prev
     return loss, correct
 
 
 @njit(cache=True)
-def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, with_x=True):
-    """Copy the samples ``rows`` into the workspace: inputs (unless not ``with_x``),
-    and targets or labels."""
+def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws):
+    """Copy the samples ``rows`` into the workspace: inputs, and targets or labels."""
     B = rows.size
     n0 = X.shape[1]
     m_out = Y.shape[1]
@@ -170,8 +172,7 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, with_x=True):
     T = _block(Tws, 0, B if not use_labels else 0, m_out)
     for b in range(B):
         r = rows[b]
-        if with_x:
-            A0[b, :] = X[r, :]
+        A0[b, :] = X[r, :]
         if use_labels:
             labws[b] = labels[r]
         else:
@@ -255,11 +256,12 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         if fused:
             # small batches: gather, then forward/backward/update fused layer by layer
             rows = order[s:e]
-            A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
+            A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws)
             lo, co = chunk_train_fused(params, layout, codes, slope, cost_code, A0, T,
                                        lab, use_labels, acts, offs, Zout, D1, D2, wt, grow,
                                        l2, opt_code, hyper, state, step[0] == 0, X,
-                                       indptr if sparse else indptr[:0], indices, rows, sp)
+                                       indptr if sparse else indptr[:0], indices, rows, sp,
+                                       batch_size >= blas_min)
             if not math.isfinite(lo):
                 return loss, correct, s
             step[0] += 1
@@ -305,11 +307,12 @@ def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
         c1 = min(n, c0 + chunk)
         B = c1 - c0
         Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                             B >= blas_min, 0)
+                             B >= blas_min)
         T = Y[c0:c1] if not use_labels else Y
         lab = labels[c0:c1] if use_labels else labels
         Z = _block(Zout, 0, B, m_out)
-        lo, co = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, Z, False)
+        lo, co = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code,
+                              Z[:0])  # no rows: cost only
         loss += lo
         correct += co
     return loss, correct
@@ -323,7 +326,7 @@ def predict(params, layout, codes, slope, X, out, chunk, blas_min):
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                             c1 - c0 >= blas_min, 0)
+                             c1 - c0 >= blas_min)
         out[c0:c1, :] = Aout
 
 
