@@ -216,11 +216,12 @@ class Network:
             (``pip install "fastnn[progress]"``) a bar within each epoch, otherwise one
             line per epoch. ``False`` prints nothing. An object with the hooks of
             :mod:`fastnn.callbacks` may be passed instead.
-
         schedule : callable, optional
             ``schedule(epoch) -> learning rate`` for each epoch of this call (``epoch``
             counts from 0), in place of the optimizer's ``lr``, e.g. a linear decay
-            ``lambda e: 0.2 * (1 - e / epochs)``. The rate used goes into the History.
+            ``lambda e: 0.2 * (1 - e / epochs)``. It is called for every epoch before
+            training starts, so a bad rate is refused before anything changes. The rate
+            used goes into the History.
 
         Returns
         -------
@@ -254,9 +255,19 @@ class Network:
                                  "(labels or float targets)")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
-        if schedule is not None and not callable(schedule):
+        if schedule is None:
+            rates = [opt.lr] * epochs
+        elif not callable(schedule):
             raise TypeError(f"schedule must be a callable epoch -> learning rate; got "
                             f"{schedule!r}")
+        else:
+            rates = []
+            for k in range(epochs):
+                try:
+                    rates.append(check_real("schedule", schedule(k), 0.0, low_open=True))
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{exc} (the rate it gave for epoch {k} of this fit)") \
+                        from None
 
         if progress is True:
             bar = default_progress(self.epochs_trained + epochs)
@@ -282,14 +293,7 @@ class Network:
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         for k in range(epochs):
             epoch = self.epochs_trained
-            lr = opt.lr
-            if schedule is not None:
-                lr = schedule(k)
-                try:
-                    lr = check_real("schedule", lr, 0.0, low_open=True)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"{exc} (the rate it gave for epoch {k} of this fit)") \
-                        from None
+            lr = rates[k]
             hyper[0] = lr
             order = self._perm(epoch, n) if shuffle else np.arange(n, dtype=np.int64)
             good_params = self._params.copy()

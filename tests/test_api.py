@@ -346,9 +346,13 @@ def test_schedule_equals_one_fit_per_epoch_with_that_rate(data):
 
 
 @pytest.mark.parametrize("schedule,exc", [(0.1, TypeError), (lambda e: -1.0, ValueError),
-                                          (lambda e: float("nan"), ValueError)])
+                                          (lambda e: float("nan"), ValueError),
+                                          (lambda e: 0.1 if e < 2 else 0.0, ValueError),
+                                          (lambda e: "fast", TypeError)])
 def test_bad_schedule(net, data, schedule, exc):
     before = net.params.copy()
+    opt = fnn.SGD(0.1, momentum=0.9)
     with pytest.raises(exc, match="schedule"):
-        net.fit(*data, progress=False, schedule=schedule)
-    assert np.array_equal(net.params, before)
+        net.fit(*data, epochs=3, optimizer=opt, progress=False, schedule=schedule)
+    assert np.array_equal(net.params, before)          # not even the good epochs ran
+    assert net.epochs_trained == 0 and opt.state is None

@@ -121,11 +121,10 @@ def test_hand_worked_sgd_step():
 
 
 def test_momentum_closed_form():
-    """Three steps on a constant gradient: v1 = g, v2 = mu g + (1-d) g, v3 = mu v2 + (1-d) g.
+    """Three SGD steps with momentum and dampening, in closed form.
 
-    A 1-1 identity network with x = 0 has zero weight gradient; the bias gradient is
-    a - y = b - y, so fix y far away... instead use the exact recursion with the true
-    gradient, computed step by step below in closed form."""
+    A 1-1 identity network with x = 0 has no weight gradient and bias gradient b - y:
+    v1 = g1, v_k = mu v_{k-1} + (1 - d) g_k, b -= lr v_k, written out below."""
     mu, d, lr = 0.9, 0.25, 0.1
     net = fnn.Network([1, 1], output="identity", dtype="float64")
     net.weights[0][:] = 0.0

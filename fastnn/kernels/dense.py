@@ -5,8 +5,8 @@ Layout: ``Z = A_in @ W + b`` with ``A_in`` of shape ``(B, n)``, ``W`` of shape `
 
 Two paths compute the same math:
 - loops (small batches): the inner loop runs along ``j``, contiguous in ``W``, ``Z`` and
-  the gradient, so LLVM vectorises it; inputs equal to zero are skipped, which on
-  MNIST skips ~80% of the first layer's work (most pixels are 0);
+  the gradient, so LLVM vectorises it; zero raw inputs are skipped (``skip_zeros``),
+  which on MNIST skips ~80% of the first layer's work (most pixels are 0);
 - BLAS (``use_blas``): ``np.dot`` on contiguous blocks, with the elementwise work around it.
 Which one runs is decided by the caller (see ``train.py``).
 """
@@ -33,6 +33,20 @@ def axpy4(z, a0, w0, a1, w1, a2, w2, a3, w3):
     """``z += a0 w0 + a1 w1 + a2 w2 + a3 w3``, rounded as four ``axpy`` in turn."""
     for j in range(z.size):
         z[j] = z[j] + a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j]
+
+
+@njit(cache=True, inline="always")
+def axpy_all(z, c, rows):
+    """``z += sum_k c[k] * rows[k]`` over all ``k`` in order, four rows per pass (``axpy4``)."""
+    n = c.size
+    k = 0
+    while k + 4 <= n:
+        axpy4(z, c[k], rows[k], c[k + 1], rows[k + 1], c[k + 2], rows[k + 2], c[k + 3],
+              rows[k + 3])
+        k += 4
+    while k < n:
+        axpy(z, c[k], rows[k])
+        k += 1
 
 
 @njit(cache=True)
@@ -92,16 +106,10 @@ def forward(A_in, W, bias, Z, use_blas, skip_zeros):
         x = A_in[b]
         for j in range(m):
             z[j] = bias[j]
-        if not skip_zeros:
-            i = 0
-            while i + 4 <= n:
-                axpy4(z, x[i], W[i], x[i + 1], W[i + 1], x[i + 2], W[i + 2], x[i + 3], W[i + 3])
-                i += 4
-            while i < n:
-                axpy(z, x[i], W[i])
-                i += 1
-            continue
-        axpy_nonzero(z, x, W)
+        if skip_zeros:
+            axpy_nonzero(z, x, W)
+        else:
+            axpy_all(z, x, W)
 
 
 @njit(cache=True)
@@ -183,14 +191,7 @@ def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas, wt):
             d = D[b]
             dp = D_prev[b]
             dp[:] = zero
-            j = 0
-            while j + 4 <= m:
-                axpy4(dp, d[j], WT[j], d[j + 1], WT[j + 1], d[j + 2], WT[j + 2], d[j + 3],
-                      WT[j + 3])
-                j += 4
-            while j < m:
-                axpy(dp, d[j], WT[j])
-                j += 1
+            axpy_all(dp, d, WT)
     if code != IDENTITY:
         mul_derivative(D_prev, A_prev, code, slope)
 

@@ -239,12 +239,13 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     that were applied (``n_done < order.size`` means the run diverged).
     """
     offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
-    grad = np.empty_like(params)
-    gtmp = np.empty_like(params) if batch_size > chunk else np.empty(0, params.dtype)
+    fused = batch_size <= chunk and batch_size < blas_min
+    # a full gradient buffer only where the update is not fused into the backward pass
+    grad = np.empty(0 if fused else params.size, params.dtype)
+    gtmp = np.empty(params.size if batch_size > chunk else 0, params.dtype)
     n = order.size
     loss = 0.0
     correct = 0
-    fused = batch_size <= chunk and batch_size < blas_min
     grow = np.empty(_max_width(layout), params.dtype)
     sparse = fused and indptr.size > 0
     n0 = layout[0, 2]
