@@ -24,8 +24,9 @@ nielsen-ch1-100   the same with 100 hidden neurons and seed 1 (chapter 1: ~96.6%
                   N(0,1) weights the 100 sigmoids saturate and some seeds get stuck,
                   e.g. seed 0 at ~76%, as the book's footnote warns)
 nielsen-ch3       784-100-10 sigmoid/sigmoid, cross-entropy, lecun init, L2 with lambda = 5
-                  over n training samples, SGD eta 0.5, batch 10, 60 epochs (chapter 3:
-                  ~98%, measured on the validation set; the test set is a little harder)
+                  over n training samples, SGD eta 0.1, batch 10, 60 epochs (chapter 3's
+                  98.04% on the validation set came from "60 epochs at eta = 0.1 and
+                  lambda = 5.0"; its 30-epoch run used eta 0.5: ``--lr 0.5``)
 ================  ==========================================================================
 
 Explicit flags override the preset's values: ``--preset nielsen-ch1 --epochs 5`` is
@@ -150,7 +151,7 @@ PRESETS = {
     ),
     "nielsen-ch3": (
         "Nielsen ch. 3: 784-100-10 sigmoid, cross-entropy, lecun init, L2 lambda=5 "
-        "(l2 = 5/n), eta 0.5, batch 10, 60 epochs (book: ~98% on the validation set)",
+        "(l2 = 5/n), eta 0.1, batch 10, 60 epochs (book: 98.04% on the validation set)",
         {
             "hidden": [100],
             "activation": "sigmoid",
@@ -159,7 +160,10 @@ PRESETS = {
             "init": "lecun",
             "epochs": 60,
             "batch_size": 10,
-            "lr": 0.5,
+            # The book's 98.04% is "60 epochs at eta = 0.1 and lambda = 5.0"; eta = 0.5
+            # is its 30-epoch run (97.92%). Measured here, 60 epochs, test accuracy:
+            # eta 0.1: 97.95/97.84/97.85% (seeds 0-2); eta 0.5: 97.65/97.38/97.64/97.56%.
+            "lr": 0.1,
             "momentum": 0.0,
             "nesterov": False,
             "schedule": "constant",

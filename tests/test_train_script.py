@@ -65,7 +65,7 @@ def test_default_is_the_fast_preset():
                              momentum=0.0, epochs=30, l2=0.0, schedule="constant",
                              seed=1)),
     ("nielsen-ch3", dict(hidden=[100], activation="sigmoid", output="sigmoid",
-                         cost="cross_entropy", init="lecun", batch_size=10, lr=0.5,
+                         cost="cross_entropy", init="lecun", batch_size=10, lr=0.1,
                          momentum=0.0, epochs=60, l2=None, l2_lambda=5.0,
                          schedule="constant", seed=0)),
     ("fast", dict(activation="relu", output="softmax", cost="log_likelihood", seed=0)),
@@ -207,12 +207,12 @@ def test_mnist_end_to_end_with_history_plot_and_model(tmp_path):
 
 
 def test_nielsen_preset_runs_with_overrides():
-    # chapter 3's network for one epoch on 5,000 samples: l2 = 5/5000 is computed
-    result = run_script("--preset", "nielsen-ch3", "--limit", 5000, "--epochs", 1)
+    # chapter 3's network for two epochs on 5,000 samples: l2 = 5/5000 is computed
+    result = run_script("--preset", "nielsen-ch3", "--limit", 5000, "--epochs", 2)
     accuracy = parse_test_accuracy(result)
     assert "784-100-10 sigmoid/sigmoid, cost cross_entropy, init lecun" in result.stdout
     assert "l2 0.001 " in result.stdout
-    assert accuracy >= 0.85  # measured 0.8836, 0.8911, 0.8903 with seeds 0-2 (2026-11-23)
+    assert accuracy >= 0.85  # measured 0.8819, 0.8775, 0.8851 with seeds 0-2 (eta 0.1)
 
 
 def test_fashion_mnist_end_to_end():
