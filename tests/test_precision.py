@@ -40,15 +40,17 @@ def _f32_cases():
     hyper = np.array([0.1, 0.9, 0.0, 0.0])
     return {
         ("dense", "forward"): (A, W, b, Z, False, True),
+        ("dense", "forward_loops"): (A, W, b, Z, True),
         ("dense", "gradients"): (A, Z, W.copy(), b.copy(), False),
         ("dense", "backprop_delta"): (Z, W, A, 1, s, A.copy(), False, np.ones(12, f)),
+        ("dense", "backprop_delta_loops"): (Z, W, A, 1, s, A.copy(), np.ones(12, f)),
         ("activations", "activate"): (Z, Z.copy(), 1, s),
         ("activations", "mul_derivative"): (Z, Z.copy(), 1, s),
         ("updates", "_sgd_region"): (p, p.copy(), p.copy(), 0, 5, s, s, s, s, s, True, False),
         ("dense", "forward_sparse"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
                                       np.array([1, 0]), W, b, Z),
         ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], W.copy(), b.copy(), b.copy(),
-                                            2, 0.1, 0, hyper, False, False),
+                                            2, 0.1, 0, hyper, False),
         ("updates", "fused_sparse_update"): (
             W, b, A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32), np.array([1, 0]),
             Z[:, :4], W.copy(), b.copy(), b.copy(), np.zeros(4, np.int64),

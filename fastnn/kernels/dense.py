@@ -82,20 +82,28 @@ def axpy_nonzero(z, c, rows):
 
 @njit(cache=True)
 def forward(A_in, W, bias, Z, use_blas, skip_zeros):
-    """``Z = A_in @ W + bias``; the loops skip zero inputs if ``skip_zeros``.
+    """``Z = A_in @ W + bias``, with BLAS if ``use_blas``, else ``forward_loops``."""
+    if not use_blas:
+        forward_loops(A_in, W, bias, Z, skip_zeros)
+        return
+    np.dot(A_in, W, Z)
+    B = A_in.shape[0]
+    m = W.shape[1]
+    for b in range(B):
+        for j in range(m):
+            Z[b, j] += bias[j]
+
+
+@njit(cache=True)
+def forward_loops(A_in, W, bias, Z, skip_zeros):
+    """``Z = A_in @ W + bias`` with loops; zero inputs are skipped if ``skip_zeros``.
 
     Skipping pays on raw inputs such as MNIST pixels (~80% zeros, in long runs); on a
     hidden layer's relu outputs the zeros are scattered and the mispredicted branch
     costs more than the 4..64 multiply-adds it would skip, so hidden layers run dense.
     """
-    B, n = A_in.shape
+    B = A_in.shape[0]
     m = W.shape[1]
-    if use_blas:
-        np.dot(A_in, W, Z)
-        for b in range(B):
-            for j in range(m):
-                Z[b, j] += bias[j]
-        return
     # Row views give LLVM unit-stride loops without index wraparound checks. Inputs are
     # applied four at a time: z = (((z + a0 w0) + a1 w1) + a2 w2) + a3 w3 rounds exactly
     # like four separate passes but loads and stores z once and starts the vector loop
@@ -168,9 +176,21 @@ def gradients(A_in, D, gW, gb, use_blas):
 
 @njit(cache=True)
 def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas, wt):
-    """``D_prev = (D @ W.T) * f'(A_prev)``: the delta of the layer below.
+    """``D_prev = (D @ W.T) * f'(A_prev)``: the delta of the layer below, with BLAS if
+    ``use_blas``, else ``backprop_delta_loops``."""
+    if not use_blas:
+        backprop_delta_loops(D, W, A_prev, code, slope, D_prev, wt)
+        return
+    np.dot(D, W.T, D_prev)
+    if code != IDENTITY:
+        mul_derivative(D_prev, A_prev, code, slope)
 
-    The loops copy ``W`` transposed into the workspace ``wt`` and add the columns
+
+@njit(cache=True)
+def backprop_delta_loops(D, W, A_prev, code, slope, D_prev, wt):
+    """``backprop_delta`` with loops.
+
+    They copy ``W`` transposed into the workspace ``wt`` and add the columns
     ``d_j * W[:, j]`` in turn (axpy along the contiguous ``i`` axis), instead of one dot
     product per ``(b, i)``: a dot product is a serial chain of adds (no reordering is
     allowed), which made this the slowest step of a 784-100-10 batch. Both add
@@ -178,20 +198,17 @@ def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas, wt):
     """
     B, m = D.shape
     n = W.shape[0]
-    if use_blas:
-        np.dot(D, W.T, D_prev)
-    else:
-        WT = wt[:m * n].reshape(m, n)
-        for i in range(n):
-            w = W[i]
-            for j in range(m):
-                WT[j, i] = w[j]
-        zero = like(slope, 0.0)
-        for b in range(B):
-            d = D[b]
-            dp = D_prev[b]
-            dp[:] = zero
-            axpy_all(dp, d, WT)
+    WT = wt[:m * n].reshape(m, n)
+    for i in range(n):
+        w = W[i]
+        for j in range(m):
+            WT[j, i] = w[j]
+    zero = like(slope, 0.0)
+    for b in range(B):
+        d = D[b]
+        dp = D_prev[b]
+        dp[:] = zero
+        axpy_all(dp, d, WT)
     if code != IDENTITY:
         mul_derivative(D_prev, A_prev, code, slope)
 
