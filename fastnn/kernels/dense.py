@@ -198,6 +198,21 @@ def backprop_delta_loops(D, W, A_prev, code, slope, D_prev, wt):
     """
     B, m = D.shape
     n = W.shape[0]
+    if B == 1:
+        # One sample: a dot product per unit, in the same order (d_0 w_0 + d_1 w_1 ...
+        # from 0), so the same bits; the dot products of different units are independent
+        # and overlap in the CPU, and copying W transposed would cost as much as the sum.
+        d = D[0]
+        dp = D_prev[0]
+        for i in range(n):
+            w = W[i]
+            acc = like(slope, 0.0)
+            for j in range(m):
+                acc += d[j] * w[j]
+            dp[i] = acc
+        if code != IDENTITY:
+            mul_derivative(D_prev, A_prev, code, slope)
+        return
     WT = wt[:m * n].reshape(m, n)
     for i in range(n):
         w = W[i]
