@@ -80,7 +80,7 @@ def axpy_nonzero(z, c, rows):
         axpy(z, a2, rows[r2])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def forward(A_in, W, bias, Z, use_blas, skip_zeros):
     """``Z = A_in @ W + bias``, with BLAS if ``use_blas``, else ``forward_loops``."""
     if not use_blas:
@@ -174,7 +174,7 @@ def gradients(A_in, D, gW, gb, use_blas):
                     g[j] += a * d[j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas, wt):
     """``D_prev = (D @ W.T) * f'(A_prev)``: the delta of the layer below, with BLAS if
     ``use_blas``, else ``backprop_delta_loops``."""

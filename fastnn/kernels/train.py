@@ -60,7 +60,7 @@ def _layer_out(layout, l, B, acts, offs, Zout):
     return A, A
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
     """Forward pass of ``A0`` (B rows) through the layers of ``layout``; returns the
     output activations (a view of ``acts``).
@@ -136,7 +136,7 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, inputs):
     return A0, T, labws[:B]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gtmp):
     """Summed gradient over ``X[rows]``, gathered chunk by chunk into the workspace."""

@@ -96,10 +96,16 @@ def apply_update(params, grad, layout, batch, l2, opt_code, hyper, state, step):
             b_off = layout[l, 1]
             n = layout[l, 2]
             m = layout[l, 3]
-            _sgd_region(params, grad, vel, w_off, w_off + n * m, inv_b, l2c, lr, mu, damp,
-                        nesterov, first)
-            _sgd_region(params, grad, vel, b_off, b_off + m, inv_b, zero, lr, mu, damp,
-                        nesterov, first)
+            # Slices from 0, not params[w_off:...] indexed in place: measured on the
+            # 669,706 parameters of a 784-512-512-10 network, 196 momentum steps took
+            # 0.27 s indexed from w_off and 0.053 s on slices (LLVM vectorises the
+            # zero-based loop only).
+            e = w_off + n * m
+            _sgd_region(params[w_off:e], grad[w_off:e], vel[w_off:e], 0, n * m, inv_b, l2c,
+                        lr, mu, damp, nesterov, first)
+            e = b_off + m
+            _sgd_region(params[b_off:e], grad[b_off:e], vel[b_off:e], 0, m, inv_b, zero, lr,
+                        mu, damp, nesterov, first)
 
 
 @njit(cache=True)
