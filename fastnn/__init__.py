@@ -4,14 +4,17 @@ The public API, and nothing else::
 
     import fastnn as fnn
     net = fnn.Network([784, 100, 10], hidden="relu", output="softmax")
-    net.fit(X, y, epochs=10, batch_size=32, optimizer=fnn.SGD(lr=0.1, momentum=0.9))
+    net.fit(X, y, epochs=10, batch_size=32, optimizer=fnn.SGD(lr=0.1, momentum=0.9),
+            schedule=fnn.schedules.Cosine(T_max=10), early_stopping=3,
+            validation_data=(X_val, y_val))
 """
-from . import datasets
-from .callbacks import History
+from . import datasets, schedules
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, ProgressBar
 from .io import ModelFileError, load
 from .network import DivergenceError, Network
-from .optimizers import SGD, Optimizer
+from .optimizers import CG, LBFGS, SGD, Optimizer
 
-__all__ = ["Network", "SGD", "Optimizer", "History", "DivergenceError", "load",
-           "ModelFileError", "datasets"]
+__all__ = ["Network", "SGD", "LBFGS", "CG", "Optimizer", "History", "Callback",
+           "EarlyStopping", "ModelCheckpoint", "ProgressBar", "DivergenceError", "load",
+           "ModelFileError", "datasets", "schedules"]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """The Network: layer spec, flat parameter buffer, and fit / predict / evaluate / gradients."""
+import numbers
 import time
 
 import numpy as np
@@ -6,8 +7,9 @@ import numpy as np
 from . import activations as _act
 from . import costs as _costs
 from . import optimizers as _opt
+from . import schedules as _sched
 from ._validation import check_int, check_real, check_targets, check_X
-from .callbacks import History, default_progress
+from .callbacks import HOOKS, EarlyStopping, History, ProgressBar, _DisplayCallback
 from .initializers import INITIALIZERS, initialize
 from .kernels import train as _kt
 
@@ -173,6 +175,51 @@ class Network:
             return self._labels_fitted
         return self.output == "softmax"
 
+    def _check_y(self, y, n, name="y"):
+        """Targets as ``(labels, Y, use_labels, binary)``.
+
+        Integer labels ``(n,)`` are class indices for several outputs. With a single
+        output they are binary class labels 0/1 for a sigmoid output (``binary``: kept as
+        float targets ``Y`` of shape ``(n, 1)``, since the compiled code counts argmax
+        hits only) and regression values for any other output.
+        """
+        if self.sizes[-1] == 1:
+            try:
+                arr = np.asarray(y)
+            except Exception:  # ragged and the like: check_targets explains
+                arr = None
+            if (arr is not None and arr.ndim == 1
+                    and (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_)):
+                if self.output != "sigmoid":
+                    y = arr.astype(np.float64)          # regression values
+                else:
+                    if arr.shape[0] != n:
+                        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n} "
+                                         f"samples")
+                    if not np.isin(arr, (0, 1)).all():
+                        raise ValueError(
+                            f"{name} holds labels in [{arr.min()}, {arr.max()}] but a "
+                            f"network with one sigmoid output takes binary labels 0 or 1 "
+                            f"(or float targets of shape (n, 1))")
+                    Y = np.ascontiguousarray(arr.reshape(n, 1), dtype=self.dtype)
+                    return np.empty(0, np.int64), Y, False, True
+        return (*check_targets(y, n, self.sizes[-1], self.dtype, name), False)
+
+    def _binary_correct(self, X, Y):
+        """Samples whose output is on the side of 0.5 of their 0/1 target."""
+        return int(np.count_nonzero((self.forward(X)[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
+
+    def _val_metrics(self, val, metrics):
+        """Add ``val_loss`` (and ``val_accuracy``) of ``val = (X, labels, Y, use_labels,
+        binary)`` to ``metrics``."""
+        Xv, lab, Yv, use_labels, binary = val
+        vloss, vcorrect = self._evaluate(Xv, lab, Yv, use_labels)
+        metrics["val_loss"] = vloss / Xv.shape[0]
+        if binary:
+            vcorrect = self._binary_correct(Xv, Yv)
+        if use_labels or binary:
+            metrics["val_accuracy"] = vcorrect / Xv.shape[0]
+
     def _perm(self, epoch, n):
         """The sample order of ``epoch`` (0-based): a function of (seed, epoch, n) only."""
         return np.random.default_rng([self.seed, 1, epoch]).permutation(n).astype(np.int64)
@@ -182,8 +229,13 @@ class Network:
 
     # --- training ---------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", l2=0.0,
-            validation_data=None, shuffle=True, progress=True, schedule=None):
+            validation_data=None, shuffle=True, progress=True, schedule=None,
+            early_stopping=None, callbacks=()):
         """Train with mini-batch gradient descent; each epoch runs in one compiled call.
+
+        With a full-batch optimizer (:class:`fastnn.LBFGS`, :class:`fastnn.CG`) it runs
+        ``scipy.optimize.minimize`` on the whole data set instead, one iteration per
+        "epoch".
 
         Parameters
         ----------
@@ -193,16 +245,22 @@ class Network:
             (each mini-batch is gathered into a small preallocated workspace).
         y : array_like
             Integer class labels ``(n_samples,)`` in ``[0, outputs)``, or float targets
-            ``(n_samples, outputs)``.
+            ``(n_samples, outputs)``. A network with one sigmoid output takes binary
+            labels: integers or bools 0/1 of shape ``(n_samples,)`` (``predict`` then
+            returns 0/1 labels); with one output of another kind (identity, tanh),
+            integers ``(n_samples,)`` are regression values like floats.
         epochs : int, default 1
-            Passes over the data (0 trains nothing).
+            Passes over the data (0 trains nothing); for a full-batch optimizer, the
+            most iterations to run (scipy's ``maxiter``).
         batch_size : int, default 32
             Samples per gradient step, from 1 (online learning) to ``n_samples`` (full
             batch; larger values are clipped to it). The last, smaller batch is used and
             averaged over its own size.
-        optimizer : str or Optimizer, default "sgd"
-            ``"sgd"`` (``SGD(lr=0.01)``) or an instance such as ``fastnn.SGD(lr=3.0)``.
-            The instance keeps its state (velocities) across fits of this network.
+        optimizer : str or optimizer, default "sgd"
+            ``"sgd"`` (``SGD(lr=0.01)``), ``"lbfgs"``, ``"cg"`` or an instance such as
+            ``fastnn.SGD(lr=3.0)`` or ``fastnn.LBFGS(maxcor=20)``. An SGD instance keeps
+            its state (velocities) across fits of this network. The full-batch
+            optimizers ignore ``batch_size`` and ``shuffle`` and take no ``schedule``.
         l2 : float, default 0.0
             Adds ``(l2/2) * sum(w**2)`` over all weights (not biases) to the cost; with
             Nielsen's lambda and n training samples, ``l2 = lambda / n``.
@@ -216,71 +274,87 @@ class Network:
             (``pip install "fastnn[progress]"``) a bar within each epoch, otherwise one
             line per epoch. ``False`` prints nothing. An object with the hooks of
             :mod:`fastnn.callbacks` may be passed instead.
-        schedule : callable, optional
-            ``schedule(epoch) -> learning rate`` for each epoch of this call (``epoch``
-            counts from 0), in place of the optimizer's ``lr``, e.g. a linear decay
-            ``lambda e: 0.2 * (1 - e / epochs)``. It is called for every epoch before
-            training starts, so a bad rate is refused before anything changes. The rate
-            used goes into the History.
+        schedule : callable or schedule object, optional
+            The learning rate of each epoch of this call, in place of the optimizer's
+            ``lr``: a callable ``schedule(epoch) -> learning rate`` (``epoch`` counts
+            from 0), e.g. a linear decay ``lambda e: 0.2 * (1 - e / epochs)``, or an
+            object of :mod:`fastnn.schedules` (``StepDecay``, ``Exponential``,
+            ``InverseScaling``, ``Cosine``, ``ReduceOnPlateau``) or any object with the
+            protocol described there (``lr(epoch)``, optional ``start(base_lr,
+            epochs)`` and ``on_epoch_end(epoch, metrics)``). The rates of all epochs
+            are checked before training starts, so a bad rate is refused before
+            anything changes. The rate used goes into the History.
+        early_stopping : int or EarlyStopping, optional
+            Stop when the monitored metric has not improved for this many epochs and
+            put the best epoch's weights back (see :class:`fastnn.EarlyStopping`). An
+            int ``patience`` monitors ``val_loss`` with ``validation_data`` and the
+            training ``loss`` without it.
+        callbacks : sequence of callbacks, default ()
+            Objects with any of the hooks ``on_train_begin(net, epochs)``,
+            ``on_epoch_begin(epoch, n_samples)``, ``on_epoch_end(epoch, metrics, net)``
+            (return True to stop training) and ``on_train_end(net, history)``, such as
+            :class:`fastnn.ModelCheckpoint`; see :mod:`fastnn.callbacks`. A
+            :class:`fastnn.ProgressBar` among them replaces the one of
+            ``progress=True``.
 
         Returns
         -------
         History
             ``history.history`` holds per-epoch lists ``loss``, ``accuracy``
-            (classifiers), ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds``.
+            (classifiers), ``val_loss``, ``val_accuracy``, ``lr`` and ``seconds``; it
+            ends at the epoch where a callback or early stopping stopped training.
 
         Raises
         ------
         ValueError, TypeError
-            For bad arguments; the network is left unchanged.
+            For bad arguments, including a metric monitored by the schedule, early
+            stopping or a callback that this fit does not record (``val_loss``
+            without ``validation_data``); the network is left unchanged. (Only a
+            schedule object whose rate turns bad after a metric-driven change raises
+            during training, before the epoch that would use the rate.)
         DivergenceError
             If the cost or the weights become non-finite; the network keeps the weights
             of the last complete epoch.
         """
         X = check_X(X, self.sizes[0], self.dtype)
-        labels, Y, use_labels = check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        labels, Y, use_labels, binary = self._check_y(y, X.shape[0])
         epochs = check_int("epochs", epochs, 0)
         batch_size = min(check_int("batch_size", batch_size, 1), X.shape[0])
         opt = _opt.get(optimizer)
+        full_batch = isinstance(opt, _opt.FullBatchOptimizer)
         l2 = check_real("l2", l2)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (X_val, y_val)")
             Xv = check_X(validation_data[0], self.sizes[0], self.dtype, "validation_data[0]")
-            val = (Xv, *check_targets(validation_data[1], Xv.shape[0], self.sizes[-1],
-                                      self.dtype, "validation_data[1]"))
-            if val[3] != use_labels:
+            val = (Xv, *self._check_y(validation_data[1], Xv.shape[0], "validation_data[1]"))
+            if val[3:] != (use_labels, binary):
                 raise ValueError("validation_data[1] must be of the same kind as y "
-                                 "(labels or float targets)")
+                                 "(labels, binary labels or float targets)")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
-        if schedule is None:
-            rates = [opt.lr] * epochs
-        elif not callable(schedule):
-            raise TypeError(f"schedule must be a callable epoch -> learning rate; got "
-                            f"{schedule!r}")
-        else:
-            rates = []
-            for k in range(epochs):
-                try:
-                    rates.append(check_real("schedule", schedule(k), 0.0, low_open=True))
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"{exc} (the rate it gave for epoch {k} of this fit)") \
-                        from None
+        rates, sched = _check_schedule(schedule, opt, epochs)
+        cbs, cb_names = _check_callbacks(progress, callbacks, early_stopping,
+                                         val is not None)
+        recorded = {"loss", "seconds"} | (set() if full_batch else {"lr"})
+        if use_labels or binary:
+            recorded.add("accuracy")
+        if val is not None:
+            recorded |= {"val_loss", "val_accuracy"} if use_labels or binary else {"val_loss"}
+        _check_monitors(recorded, [("schedule", sched), *zip(cb_names, cbs)])
 
-        if progress is True:
-            bar = default_progress(self.epochs_trained + epochs)
-        elif progress is False or progress is None:
-            bar = None
-        elif hasattr(progress, "on_epoch_end"):
-            bar = progress
-        else:
-            raise TypeError(f"progress must be a bool or a progress display; got {progress!r}")
         history = History()
         if epochs == 0:
             return history
-        self._labels_fitted = use_labels
+        for cb in cbs:   # may still refuse (ValueError/TypeError): nothing has changed yet
+            hook = getattr(cb, "on_train_begin", None)
+            if hook is not None:
+                hook(self, epochs)
+        self._labels_fitted = use_labels or binary
+        if full_batch:
+            return self._fit_full_batch(opt, X, labels, Y, use_labels, binary, val, epochs,
+                                        l2, cbs, history)
         opt._bind(self)
         hyper = opt.hyper()
         chunk = self._chunk(batch_size)
@@ -288,18 +362,20 @@ class Network:
         # A progress bar that wants updates within the epoch gets the epoch in slices of
         # whole batches: the same batches and updates in the same order, so the weights
         # are bitwise those of a single call.
-        slices = max(1, getattr(bar, "updates_per_epoch", 1))
+        slices = max([1] + [int(getattr(cb, "updates_per_epoch", 1)) for cb in cbs])
+        on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
+        on_batch = [cb.on_batch for cb in cbs if hasattr(cb, "on_batch")]
         indptr, indices = self._sparse_index(X, batch_size)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         for k in range(epochs):
             epoch = self.epochs_trained
-            lr = rates[k]
+            lr = rates[k] if sched is None else _rate(sched.lr, k)
             hyper[0] = lr
             order = self._perm(epoch, n) if shuffle else np.arange(n, dtype=np.int64)
             good_params = self._params.copy()
             good_state = opt._snapshot()
-            if bar is not None:
-                bar.on_epoch_begin(epoch + 1, n)
+            for hook in on_begin:
+                hook(epoch + 1, n)
             t0 = time.perf_counter()
             loss, correct, done = 0.0, 0, 0
             for s in range(0, n, step):
@@ -311,8 +387,9 @@ class Network:
                 loss, correct, done = loss + lo, correct + co, done + dn
                 if dn < part.size:
                     break
-                if bar is not None and slices > 1:
-                    bar.on_batch(done, loss)
+                if slices > 1:
+                    for hook in on_batch:
+                        hook(done, loss)
             seconds = time.perf_counter() - t0
             if done < n or not np.isfinite(self._params).all():
                 self._params[...] = good_params
@@ -322,20 +399,96 @@ class Network:
                     f"NaN or infinite (try a smaller learning rate); the network keeps the "
                     f"weights from the end of epoch {epoch}", epoch + 1, history)
             metrics = {"loss": loss / n}
-            if use_labels:
+            if binary:
+                correct = self._binary_correct(X, Y)
+            if use_labels or binary:
                 metrics["accuracy"] = correct / n
             if val is not None:
-                vloss, vcorrect = self._evaluate(*val)
-                metrics["val_loss"] = vloss / val[0].shape[0]
-                if use_labels:
-                    metrics["val_accuracy"] = vcorrect / val[0].shape[0]
+                self._val_metrics(val, metrics)
             metrics["lr"] = lr
             metrics["seconds"] = seconds
-            self.epochs_trained += 1
-            history.append(self.epochs_trained, metrics)
-            if bar is not None:
-                bar.on_epoch_end(self.epochs_trained, metrics)
+            if self._end_epoch(k, metrics, history, sched, cbs):
+                break
+        return self._end_training(cbs, history)
+
+    def _end_epoch(self, k, metrics, history, sched, cbs):
+        """Count and record epoch ``k`` of this fit and run the hooks; True to stop."""
+        self.epochs_trained += 1
+        history.append(self.epochs_trained, metrics)
+        hook = getattr(sched, "on_epoch_end", None)
+        if hook is not None:
+            hook(k, dict(metrics))
+        stop = False
+        for cb in cbs:
+            hook = getattr(cb, "on_epoch_end", None)
+            if hook is not None:
+                result = hook(self.epochs_trained, dict(metrics), self)
+                stop |= isinstance(result, (bool, np.bool_)) and bool(result)
+        return stop
+
+    def _end_training(self, cbs, history):
+        for cb in cbs:
+            hook = getattr(cb, "on_train_end", None)
+            if hook is not None:
+                hook(self, history)
         return history
+
+    def _fit_full_batch(self, opt, X, labels, Y, use_labels, binary, val, epochs, l2, cbs,
+                        history):
+        """``fit`` with a FullBatchOptimizer: scipy iterations on the whole data set."""
+        n = X.shape[0]
+        on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
+        fun = self._objective(X, labels, Y, use_labels, l2)
+        run = {"t0": time.perf_counter(), "good": self._params.copy(), "k": 0}
+
+        def callback(xk):
+            seconds = time.perf_counter() - run["t0"]
+            self._params[...] = xk
+            loss, correct = self._evaluate(X, labels, Y, use_labels)
+            if not (np.isfinite(loss) and np.isfinite(self._params).all()):
+                raise _Diverged
+            metrics = {"loss": loss / n}
+            if binary:
+                correct = self._binary_correct(X, Y)
+            if use_labels or binary:
+                metrics["accuracy"] = correct / n
+            if val is not None:
+                self._val_metrics(val, metrics)
+            metrics["seconds"] = seconds
+            for hook in on_begin:   # no display within an iteration
+                hook(self.epochs_trained + 1, n)
+            run["good"] = self._params.copy()
+            stop = self._end_epoch(run["k"], metrics, history, None, cbs)
+            run["k"] += 1
+            run["t0"] = time.perf_counter()
+            if stop:
+                run["stopped"] = True
+                raise StopIteration   # scipy >= 1.11 ends the run and returns its result
+
+        try:
+            result = opt.minimize(fun, self._params.astype(np.float64), epochs, callback)
+            self._params[...] = run["good"] if run.get("stopped") else result.x
+            if not np.isfinite(self._params).all():
+                raise _Diverged
+        except StopIteration:         # older scipy lets it through
+            self._params[...] = run["good"]
+        except _Diverged:
+            self._params[...] = run["good"]
+            raise DivergenceError(
+                f"training diverged in iteration {self.epochs_trained + 1}: the cost or the "
+                f"weights became NaN or infinite; the network keeps the weights from the end "
+                f"of iteration {self.epochs_trained}", self.epochs_trained + 1,
+                history) from None
+        return self._end_training(cbs, history)
+
+    def _objective(self, X, labels, Y, use_labels, l2):
+        """``fun(x) -> (loss, gradient)`` in float64 for scipy: the parameters set to
+        ``x`` (in the network's dtype), then one compiled pass over all of ``X``."""
+        def fun(x):
+            self._params[...] = x
+            loss, grad = self._loss_and_gradient(X, labels, Y, use_labels, l2)
+            return loss, grad.astype(np.float64)
+        return fun
 
     @staticmethod
     def _sparse_index(X, batch_size):
@@ -370,9 +523,16 @@ class Network:
         """Class indices (int64) for a classifier, else the output values.
 
         A network is a classifier if its output is softmax or it was fitted on labels.
+        A single-output classifier (a sigmoid fitted on binary labels) predicts 1 where
+        its output exceeds 0.5 and 0 elsewhere; a regression network returns its output
+        values, shape ``(n_samples, outputs)``.
         """
         out = self.forward(X)
-        return out.argmax(axis=1) if self._is_classifier() else out
+        if not self._is_classifier():
+            return out
+        if self.sizes[-1] == 1:
+            return (out[:, 0] > 0.5).astype(np.int64)
+        return out.argmax(axis=1)
 
     def _evaluate(self, X, labels, Y, use_labels):
         return _kt.evaluate(self._params, self._layout, self._codes, self._slope,
@@ -385,13 +545,16 @@ class Network:
         Returns
         -------
         dict
-            ``{"loss": float, "accuracy": float}`` (``accuracy`` only for labels).
+            ``{"loss": float, "accuracy": float}`` (``accuracy`` only for labels,
+            binary 0/1 labels included).
         """
         X = check_X(X, self.sizes[0], self.dtype)
-        labels, Y, use_labels = check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        labels, Y, use_labels, binary = self._check_y(y, X.shape[0])
         loss, correct = self._evaluate(X, labels, Y, use_labels)
         result = {"loss": loss / X.shape[0]}
-        if use_labels:
+        if binary:
+            correct = self._binary_correct(X, Y)
+        if use_labels or binary:
             result["accuracy"] = correct / X.shape[0]
         return result
 
@@ -407,8 +570,12 @@ class Network:
             Same shape, dtype and layout as :attr:`params`.
         """
         X = check_X(X, self.sizes[0], self.dtype)
-        labels, Y, use_labels = check_targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        labels, Y, use_labels, _ = self._check_y(y, X.shape[0])
         l2 = check_real("l2", l2)
+        return self._loss_and_gradient(X, labels, Y, use_labels, l2)
+
+    def _loss_and_gradient(self, X, labels, Y, use_labels, l2):
+        """``gradients`` on checked inputs: one compiled pass over all of ``X``."""
         grad = np.empty_like(self._params)
         n = X.shape[0]
         loss = _kt.loss_and_gradient(self._params, self._layout, self._codes, self._slope,
@@ -427,3 +594,88 @@ class Network:
         """Save to ``path`` atomically as ``.npz`` + JSON metadata (see :mod:`fastnn.io`)."""
         from .io import save
         save(self, path)
+
+
+class _Diverged(Exception):
+    """A full-batch iterate is not finite."""
+
+
+def _rate(schedule, k):
+    """``schedule(k)`` checked as a learning rate (finite, > 0)."""
+    try:
+        return check_real("schedule", schedule(k), 0.0, low_open=True)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (the rate it gave for epoch {k} of this fit)") from None
+
+
+def _check_schedule(schedule, opt, epochs):
+    """``(rates, schedule_object)``: the rates of a plain callable, all computed now, or
+    a schedule object (protocol of :mod:`fastnn.schedules`), checked for every epoch."""
+    if schedule is None:
+        return [getattr(opt, "lr", None)] * epochs, None
+    if isinstance(opt, _opt.FullBatchOptimizer):
+        raise ValueError(f"schedule does not apply to the full-batch optimizer {opt!r}, "
+                         f"which has no learning rate")
+    if _sched.is_schedule(schedule):
+        start = getattr(schedule, "start", None)
+        if start is not None:
+            start(opt.lr, epochs)
+        for k in range(epochs):
+            _rate(schedule.lr, k)
+        if start is not None:
+            start(opt.lr, epochs)
+        return None, schedule
+    if callable(schedule):
+        return [_rate(schedule, k) for k in range(epochs)], None
+    raise TypeError(f"schedule must be a callable epoch -> learning rate or a schedule "
+                    f"such as fastnn.schedules.Cosine(T_max=10); got {schedule!r}")
+
+
+def _check_callbacks(progress, callbacks, early_stopping, has_val):
+    """The callbacks of one fit, in the order their hooks run: progress display, early
+    stopping, then the user's."""
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of callback objects; got {callbacks!r}")
+    for i, cb in enumerate(callbacks):
+        if not any(callable(getattr(cb, h, None)) for h in HOOKS):
+            raise TypeError(f"callbacks[{i}] has none of the hooks {', '.join(HOOKS)}; "
+                            f"got {cb!r}")
+    if early_stopping is None:
+        stopper = []
+    elif isinstance(early_stopping, EarlyStopping):
+        stopper = [early_stopping]
+    elif (isinstance(early_stopping, numbers.Integral)
+          and not isinstance(early_stopping, (bool, np.bool_))):
+        if early_stopping < 1:
+            raise ValueError(f"early_stopping must be a patience >= 1; got {early_stopping}")
+        stopper = [EarlyStopping(monitor="val_loss" if has_val else "loss",
+                                 patience=int(early_stopping))]
+    else:
+        raise TypeError(f"early_stopping must be a patience (an int >= 1) or a "
+                        f"fastnn.EarlyStopping; got {early_stopping!r}")
+    if progress is True:
+        has_bar = any(isinstance(cb, ProgressBar) for cb in callbacks)
+        display = [] if has_bar else [ProgressBar()]
+    elif progress is False or progress is None:
+        display = []
+    elif isinstance(progress, ProgressBar):
+        display = [progress]
+    elif hasattr(progress, "on_epoch_end"):
+        display = [_DisplayCallback(progress)]
+    else:
+        raise TypeError(f"progress must be a bool or a progress display; got {progress!r}")
+    names = (["progress"] * len(display) + ["early_stopping"] * len(stopper)
+             + [f"callbacks[{i}]" for i in range(len(callbacks))])
+    return display + stopper + list(callbacks), names
+
+
+def _check_monitors(recorded, named):
+    """Refuse a metric monitored by one of the ``(argument name, object)`` pairs
+    ``named`` that the fit will not record."""
+    for what, obj in named:
+        monitor = getattr(obj, "monitor", None)
+        if isinstance(monitor, str) and monitor not in recorded:
+            hint = ("pass validation_data=(X_val, y_val) or monitor 'loss'"
+                    if monitor.startswith("val_") else "monitor one of those")
+            raise ValueError(f"{what} monitors {monitor!r}, which this fit does not record "
+                             f"(it records {', '.join(sorted(recorded))}); {hint}")

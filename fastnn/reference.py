@@ -100,8 +100,12 @@ def forward(Ws, bs, X, hidden, output, slope=0.01):
 
 
 def targets(y, n_out):
+    """One-hot rows for labels ``(n,)``; with a single output, labels (binary 0/1) and
+    values ``(n,)`` are the targets themselves, as a column."""
     y = np.asarray(y)
-    return one_hot(y, n_out) if y.ndim == 1 else np.asarray(y, float)
+    if y.ndim == 1:
+        return one_hot(y, n_out) if n_out > 1 else np.asarray(y, float).reshape(-1, 1)
+    return np.asarray(y, float)
 
 
 def loss_and_gradients(Ws, bs, X, y, hidden, output, cost, l2=0.0, slope=0.01):
@@ -156,3 +160,30 @@ def train_sgd(Ws, bs, X, y, hidden, output, cost, orders, batch_size, lr, moment
 
 def predict_proba(Ws, bs, X, hidden, output, slope=0.01):
     return forward(Ws, bs, X, hidden, output, slope)[1][-1]
+
+
+# --- the flat parameter vector (full-batch optimizers) -----------------------------------
+def flatten(Ws, bs):
+    """One vector in fastnn's layout: for each layer, ``W`` (row-major) then ``b``."""
+    return np.concatenate([np.concatenate([np.ravel(W), np.ravel(b)])
+                           for W, b in zip(Ws, bs)])
+
+
+def unflatten(params, sizes):
+    """``(Ws, bs)`` (copies, float64) from a vector in fastnn's layout."""
+    params = np.asarray(params, float)
+    Ws, bs, off = [], [], 0
+    for n, m in zip(sizes[:-1], sizes[1:]):
+        Ws.append(params[off:off + n * m].reshape(n, m).copy())
+        off += n * m
+        bs.append(params[off:off + m].copy())
+        off += m
+    return Ws, bs
+
+
+def flat_loss_and_gradient(params, sizes, X, y, hidden, output, cost, l2=0.0, slope=0.01):
+    """:func:`loss_and_gradients` on a flat vector: ``(loss, flat gradient)``, the
+    objective that full-batch L-BFGS and CG minimise."""
+    Ws, bs = unflatten(params, sizes)
+    loss, dWs, dbs = loss_and_gradients(Ws, bs, X, y, hidden, output, cost, l2, slope)
+    return loss, flatten(dWs, dbs)

@@ -12,6 +12,8 @@ cache ``~/.cache/fastnn/mnist``, else downloaded)::
     python scripts/train_mnist.py --hidden 300,100 --activation relu --lr 0.05 --momentum 0.9
     python scripts/train_mnist.py --dataset fashion-mnist --data /path/to/fashion-mnist
     python scripts/train_mnist.py --save model.npz --history history.json --plot curves.png
+    python scripts/train_mnist.py --schedule cosine --warmup 1 --epochs 10 --early-stopping 3
+    python scripts/train_mnist.py --optimizer lbfgs --hidden 30 --epochs 100 --limit 10000
 
 Presets (see ``--help`` and docs/mnist_results.md for what each reaches on a 2-core machine):
 
@@ -43,7 +45,21 @@ Notes
   replaces that.
 - ``--schedule linear`` multiplies the learning rate by ``1 - (epoch - 1) / epochs`` at
   the start of each epoch (``--lr`` in the first epoch, ``--lr / epochs`` in the last);
-  ``constant`` keeps it. The optimizer keeps its momentum state across epochs.
+  ``constant`` keeps it. The optimizer keeps its momentum state across epochs. The
+  other schedules are those of ``fastnn.schedules`` with ``--lr`` as the base rate:
+  ``step`` (``--gamma``, default 0.1, every ``--step-size`` epochs, default a third of
+  the epochs), ``exponential`` (``--gamma`` per epoch, default 0.9), ``invscaling``
+  (``lr / epoch**power_t``, ``--power-t`` default 0.5), ``cosine`` (down to ``--eta-min``,
+  default 0, over the epochs after the warm-up) and ``plateau`` (the rate times
+  ``--gamma``, default 0.1, after more than ``--plateau-patience`` epochs, default 2,
+  without a better validation loss). ``--warmup N`` ramps the rate up linearly over the
+  first N epochs first (with any schedule).
+- ``--early-stopping N`` stops when the validation loss has not improved for N epochs
+  and keeps the weights of the best epoch (which are then tested and saved).
+- ``--optimizer`` is ``sgd`` (mini-batch; the default) or a full-batch method through
+  scipy, ``lbfgs`` or ``cg``: then ``--epochs`` counts iterations over the whole training
+  set, and ``--lr``, ``--momentum``, ``--nesterov``, ``--batch-size``, ``--schedule``
+  and ``--warmup`` do not apply (giving them is an error).
 - MNIST's 60,000 training images are split as in Nielsen's book: the first 50,000 for
   training (``--limit N`` keeps the first N of them), the last 10,000 for validation,
   evaluated after every epoch. The test set (10,000 images) is evaluated once, at the end.
@@ -83,7 +99,35 @@ DATASETS = {
     "fashion-mnist": ("load_fashion_mnist", "Fashion-MNIST"),
 }
 
-SCHEDULES = ("constant", "linear")
+#: --schedule choices: constant and linear here, the others from fastnn.schedules
+SCHEDULES = ("constant", "linear", "step", "exponential", "invscaling", "cosine", "plateau")
+#: --gamma's default for each schedule that uses it
+_GAMMA = {"step": 0.1, "exponential": 0.9, "plateau": 0.1}
+#: flags that belong to one schedule only: config key -> (flag, schedules it applies to)
+_SCHEDULE_FLAGS = {
+    "step_size": ("--step-size", ("step",)),
+    "gamma": ("--gamma", tuple(_GAMMA)),
+    "power_t": ("--power-t", ("invscaling",)),
+    "eta_min": ("--eta-min", ("cosine",)),
+    "plateau_patience": ("--plateau-patience", ("plateau",)),
+}
+
+
+def _sgd(fnn, config):
+    return fnn.SGD(lr=config["lr"], momentum=config["momentum"], nesterov=config["nesterov"])
+
+
+#: --optimizer NAME -> (build(fastnn, config) -> optimizer, full batch?). A new optimizer
+#: of fastnn is one line here, e.g. "adam": (lambda fnn, c: fnn.Adam(lr=c["lr"]), False).
+OPTIMIZERS = {
+    "sgd": (_sgd, False),
+    "lbfgs": (lambda fnn, config: fnn.LBFGS(), True),
+    "cg": (lambda fnn, config: fnn.CG(), True),
+}
+#: flags that only mini-batch optimizers use (refused with a full-batch one)
+_MINI_BATCH_FLAGS = {"lr": "--lr", "momentum": "--momentum", "nesterov": "--nesterov",
+                     "batch_size": "--batch-size", "schedule": "--schedule",
+                     "warmup": "--warmup"}
 
 #: Values every preset starts from.
 _BASE = {
@@ -102,6 +146,14 @@ _BASE = {
     "l2_lambda": None,
     "seed": 0,
     "dtype": "float32",
+    "optimizer": "sgd",
+    "early_stopping": None,
+    "warmup": 0,
+    "step_size": None,       # per schedule: resolved by resolve_config
+    "gamma": None,
+    "power_t": None,
+    "eta_min": None,
+    "plateau_patience": None,
 }
 
 _NIELSEN_CH1 = {
@@ -176,7 +228,9 @@ DEFAULT_PRESET = "fast"
 
 #: Config keys that a command-line flag can set (flag dest == key).
 _TUNABLE = ("hidden", "activation", "output", "cost", "init", "epochs", "batch_size", "lr",
-            "momentum", "nesterov", "schedule", "l2", "seed", "dtype")
+            "momentum", "nesterov", "schedule", "l2", "seed", "dtype", "optimizer",
+            "early_stopping", "warmup", "step_size", "gamma", "power_t", "eta_min",
+            "plateau_patience")
 
 
 class UsageError(ValueError):
@@ -277,9 +331,35 @@ def build_parser():
     tr.add_argument("--momentum", type=_real(0.0, False, "a number >= 0"))
     tr.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
                     help="Nesterov momentum (needs --momentum > 0)")
+    tr.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                    help="sgd (mini-batch, the default), or full-batch lbfgs or cg through "
+                         "scipy (then --epochs counts iterations)")
     tr.add_argument("--schedule", choices=SCHEDULES,
-                    help="learning rate per epoch: constant, or linear decay from --lr to "
-                         "--lr/epochs")
+                    help="learning rate per epoch: constant; linear decay from --lr to "
+                         "--lr/epochs; step (x --gamma every --step-size epochs); "
+                         "exponential (x --gamma per epoch); invscaling (--lr/epoch**"
+                         "--power-t); cosine (down to --eta-min); plateau (x --gamma after "
+                         "--plateau-patience epochs without a better validation loss)")
+    tr.add_argument("--warmup", type=_int_at_least(0, "an integer >= 0"), metavar="N",
+                    help="ramp the learning rate up linearly over the first N epochs")
+    tr.add_argument("--step-size", dest="step_size", metavar="N",
+                    type=_int_at_least(1, "a positive integer"),
+                    help="--schedule step: epochs between decays (default: epochs/3)")
+    tr.add_argument("--gamma", type=_real(0.0, True, "a positive number"),
+                    help="--schedule step, exponential, plateau: the decay factor "
+                         "(default 0.1, 0.9, 0.1)")
+    tr.add_argument("--power-t", dest="power_t", type=_real(0.0, False, "a number >= 0"),
+                    help="--schedule invscaling: the exponent (default 0.5)")
+    tr.add_argument("--eta-min", dest="eta_min", type=_real(0.0, False, "a number >= 0"),
+                    help="--schedule cosine: the rate it anneals towards (default 0)")
+    tr.add_argument("--plateau-patience", dest="plateau_patience", metavar="N",
+                    type=_int_at_least(0, "an integer >= 0"),
+                    help="--schedule plateau: epochs without improvement tolerated "
+                         "(default 2)")
+    tr.add_argument("--early-stopping", dest="early_stopping", metavar="N",
+                    type=_int_at_least(1, "a positive integer"),
+                    help="stop when the validation loss has not improved for N epochs and "
+                         "keep the best epoch's weights")
     tr.add_argument("--l2", type=_real(0.0, False, "a number >= 0"),
                     help="fastnn's L2 coefficient: adds (l2/2)*sum(w**2); Nielsen's lambda "
                          "with n training samples is l2 = lambda/n")
@@ -336,12 +416,73 @@ def resolve_config(argv=None):
     config.update(preset=args.preset, dataset=args.dataset, data=args.data,
                   limit=args.limit, save=args.save, history=args.history, plot=args.plot,
                   progress=args.progress)
+    _resolve_training(config, args)
     if args.data is not None and not os.path.isdir(args.data):
         raise UsageError(f"--data {args.data}: no such directory")
     for flag in ("save", "history", "plot"):
         if config[flag] is not None:
             _check_output_path(f"--{flag}", config[flag])
     return config
+
+
+def _or(names):
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _resolve_training(config, args):
+    """Check the optimizer and schedule flags against each other; fill in the defaults of
+    the chosen schedule's parameters."""
+    if OPTIMIZERS[config["optimizer"]][1]:              # full batch
+        for key, flag in _MINI_BATCH_FLAGS.items():
+            if getattr(args, key) not in (None, False) and not (
+                    key == "schedule" and args.schedule == "constant"):
+                raise UsageError(f"{flag} does not apply to --optimizer "
+                                 f"{config['optimizer']} (full batch, no learning rate)")
+        config["schedule"] = "constant"                  # the preset's does not apply
+    schedule = config["schedule"]
+    for key, (flag, schedules) in _SCHEDULE_FLAGS.items():
+        if getattr(args, key) is not None and schedule not in schedules:
+            raise UsageError(f"{flag} applies to --schedule {_or(schedules)}, not "
+                             f"{schedule}")
+    if schedule == "step" and config["step_size"] is None:
+        config["step_size"] = max(1, config["epochs"] // 3)
+    if schedule in _GAMMA and config["gamma"] is None:
+        config["gamma"] = _GAMMA[schedule]
+    if schedule == "plateau" and config["gamma"] >= 1:
+        raise UsageError(f"--gamma must be below 1 for --schedule plateau; got "
+                         f"{config['gamma']:g}")
+    if schedule == "invscaling" and config["power_t"] is None:
+        config["power_t"] = 0.5
+    if schedule == "cosine" and config["eta_min"] is None:
+        config["eta_min"] = 0.0
+    if schedule == "plateau" and config["plateau_patience"] is None:
+        config["plateau_patience"] = 2
+
+
+def make_schedule(config):
+    """``fit``'s ``schedule`` for the configuration: None (constant), a callable (linear,
+    or constant with warm-up) or an object of ``fastnn.schedules``."""
+    name, warmup = config["schedule"], config["warmup"]
+    if name in ("constant", "linear"):
+        if name == "constant" and not warmup:
+            return None
+        return lambda epoch: lr_for_epoch(config, epoch)
+    from fastnn import schedules
+
+    if name == "step":
+        return schedules.StepDecay(config["step_size"], config["gamma"], warmup=warmup)
+    if name == "exponential":
+        return schedules.Exponential(config["gamma"], warmup=warmup)
+    if name == "invscaling":
+        return schedules.InverseScaling(config["power_t"], warmup=warmup)
+    if name == "cosine":
+        return schedules.Cosine(max(1, config["epochs"] - warmup), config["eta_min"],
+                                warmup=warmup)
+    if name == "plateau":
+        return schedules.ReduceOnPlateau(factor=config["gamma"],
+                                         patience=config["plateau_patience"],
+                                         monitor="val_loss", warmup=warmup)
+    raise ValueError(f"unknown schedule {name!r}")
 
 
 def effective_l2(config, n_train):
@@ -352,10 +493,18 @@ def effective_l2(config, n_train):
 
 
 def lr_for_epoch(config, epoch):
-    """The learning rate of ``epoch`` (0-based) under the configured schedule."""
-    if config["schedule"] == "linear":
-        return config["lr"] * (1.0 - epoch / config["epochs"])
-    return config["lr"]
+    """The learning rate of ``epoch`` (0-based) under the configured schedule (for
+    ``plateau``, the rate before any reduction, which depends on the validation loss)."""
+    name, warmup, lr = config["schedule"], config["warmup"], config["lr"]
+    if name not in ("constant", "linear"):
+        schedule = make_schedule(config)
+        schedule.start(lr, config["epochs"])
+        return schedule.lr(epoch)
+    if epoch < warmup:
+        return lr * (epoch + 1) / (warmup + 1)
+    if name == "linear":
+        return lr * (1.0 - (epoch - warmup) / max(1, config["epochs"] - warmup))
+    return lr
 
 
 # --- files --------------------------------------------------------------------------------
@@ -419,23 +568,55 @@ def _progress_display(epochs, want_bar):
 def _summary(config, net, l2, sizes, dataset_name):
     hidden = net.hidden
     act = hidden[0] if len(set(hidden)) == 1 else ",".join(hidden)
-    opt = f"SGD lr {config['lr']:g}"
-    if config["momentum"]:
-        opt += f" momentum {config['momentum']:g}" + (" nesterov" if config["nesterov"] else "")
-    if config["schedule"] != "constant":
-        opt += f" {config['schedule']} decay"
+    if OPTIMIZERS[config["optimizer"]][1]:
+        name = {"lbfgs": "L-BFGS", "cg": "CG"}.get(config["optimizer"], config["optimizer"])
+        training = f"{name}, full batch, at most {config['epochs']} iterations"
+    else:
+        opt = f"SGD lr {config['lr']:g}" if config["optimizer"] == "sgd" else \
+            f"{config['optimizer']} lr {config['lr']:g}"
+        if config["momentum"]:
+            opt += (f" momentum {config['momentum']:g}"
+                    + (" nesterov" if config["nesterov"] else ""))
+        opt += _schedule_summary(config)
+        training = f"{opt}, batch {config['batch_size']}, {config['epochs']} epochs"
+    if config["early_stopping"] is not None:
+        training += f", early stopping {config['early_stopping']}"
     n_train, n_val, n_test = sizes
     return (f"{config['preset']}: "
             f"{'-'.join(map(str, net.sizes))} {act}/{net.output}, cost {net.cost}, "
-            f"init {net.init_resolved} | {opt}, batch {config['batch_size']}, "
-            f"{config['epochs']} epochs, l2 {l2:.3g} | {net.dtype.name}, seed {config['seed']}"
+            f"init {net.init_resolved} | {training}, l2 {l2:.3g} | {net.dtype.name}, "
+            f"seed {config['seed']}"
             f" | {dataset_name} train {n_train}, validation {n_val}, test {n_test}")
+
+
+def _schedule_summary(config):
+    name, c = config["schedule"], config
+    if name == "constant":
+        text = ""
+    elif name == "linear":
+        text = " linear decay"
+    elif name == "step":
+        text = f" step decay x{c['gamma']:g} every {c['step_size']} epochs"
+    elif name == "exponential":
+        text = f" exponential decay x{c['gamma']:g}"
+    elif name == "invscaling":
+        text = f" invscaling power_t {c['power_t']:g}"
+    elif name == "cosine":
+        text = f" cosine to {c['eta_min']:g}"
+    else:
+        text = f" x{c['gamma']:g} on plateau (patience {c['plateau_patience']})"
+    if config["warmup"]:
+        text += f" warm-up {config['warmup']}"
+    return text
 
 
 #: fastnn's argument names (as they start its error messages) -> the script's flags
 _FLAG_OF = {"hidden": "--activation", "output": "--output", "cost": "--cost",
             "init": "--init", "nesterov": "--nesterov", "lr": "--lr",
-            "momentum": "--momentum", "sizes": "--hidden"}
+            "momentum": "--momentum", "sizes": "--hidden", "step_size": "--step-size",
+            "gamma": "--gamma", "factor": "--gamma", "power_t": "--power-t",
+            "eta_min": "--eta-min", "warmup": "--warmup", "T_max": "--warmup",
+            "schedule": "--schedule"}
 
 
 def _flag_for(message):
@@ -463,8 +644,8 @@ def _run(config, t_start):
         net = fnn.Network([784, *config["hidden"], 10], hidden=config["activation"],
                           output=config["output"], cost=config["cost"], init=config["init"],
                           dtype=config["dtype"], seed=config["seed"])
-        optimizer = fnn.SGD(lr=config["lr"], momentum=config["momentum"],
-                            nesterov=config["nesterov"])
+        optimizer = OPTIMIZERS[config["optimizer"]][0](fnn, config)
+        schedule = make_schedule(config)
     except (ValueError, TypeError) as exc:
         return _fail(_flag_for(str(exc)), 2)
     t_imported = time.perf_counter()
@@ -491,18 +672,19 @@ def _run(config, t_start):
     epochs = config["epochs"]
     display = _progress_display(epochs, config["progress"])
     validation = (X_val, y_val) if len(X_val) else None
-    schedule = None
-    if config["schedule"] != "constant":
-        def schedule(epoch):
-            return lr_for_epoch(config, epoch)
+    stopper = None
+    if config["early_stopping"] is not None:
+        stopper = fnn.EarlyStopping(monitor="val_loss" if validation else "loss",
+                                    patience=config["early_stopping"])
     try:
-        history = net.fit(X, y, epochs=epochs, batch_size=config["batch_size"],
-                          optimizer=optimizer, l2=l2, validation_data=validation,
-                          progress=display, schedule=schedule).history
+        hist = net.fit(X, y, epochs=epochs, batch_size=config["batch_size"],
+                       optimizer=optimizer, l2=l2, validation_data=validation,
+                       progress=display, schedule=schedule, early_stopping=stopper)
     except fnn.DivergenceError as exc:
         return _fail(f"{exc} (nothing was saved)", 1)
     except (ValueError, TypeError) as exc:
-        return _fail(exc, 2)
+        return _fail(_flag_for(str(exc)), 2)
+    history = hist.history
     t_trained = time.perf_counter()
     test = net.evaluate(X_test, y_test)
     wall = time.perf_counter() - t_start
@@ -514,7 +696,7 @@ def _run(config, t_start):
         "train_samples": len(X),
         "validation_samples": len(X_val),
         "test_samples": len(X_test),
-        "epochs": list(range(1, epochs + 1)),
+        "epochs": list(hist.epoch),
         "history": history,
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
@@ -524,6 +706,9 @@ def _run(config, t_start):
         "train_seconds": t_trained - t_loaded,
         "fastnn_version": fnn.__version__,
     }
+    if stopper is not None:
+        record["best_epoch"] = stopper.best_epoch
+        record["stopped_epoch"] = stopper.stopped_epoch
     try:
         if config["save"] is not None:
             net.save(config["save"])
@@ -536,6 +721,11 @@ def _run(config, t_start):
     except OSError as exc:
         return _fail(f"cannot write output: {exc}", 1)
 
+    if stopper is not None:
+        how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
+               else "ran all epochs")
+        print(f"early stopping: {how}; kept the weights of epoch {stopper.best_epoch} "
+              f"({stopper.monitor} {stopper.best:.4f})")
     epoch_seconds = sum(history.get("seconds", []))
     print(f"wall time: {wall:.2f} s (startup {t_imported - t_start:.2f} s, data "
           f"{t_loaded - t_imported:.2f} s, training {t_trained - t_loaded:.2f} s of which "
