@@ -40,6 +40,18 @@ CONFIGS = {
               batch=1, lr=0.01, momentum=0.0),
 }
 PEERS = ("fastnn", "torch", "sklearn", "reference")
+#: The speed issue's goals: fastnn's speed-up over PyTorch CPU in the same run.
+GOALS = {"A": 20.0, "B": 6.0, "C": 1.2, "D": 50.0}
+
+
+def epoch_gflop(cfg, n):
+    """Dense-equivalent GFLOP of one epoch of ``n`` samples: per layer of fan-in ``a`` and
+    fan-out ``b``, 2ab for the forward pass, 2ab for the weight gradient and 2ab for the
+    delta of the layer below (none below the first layer)."""
+    sizes = cfg["sizes"]
+    per_sample = sum((6 if l > 0 else 4) * a * b
+                     for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])))
+    return n * per_sample / 1e9
 
 
 def load_data(n):
@@ -370,17 +382,27 @@ def main(argv=None):
             print(f"{c} {q:9s} {times[q]:8.3f} s", file=sys.stderr, flush=True)
         rows.append((c, cfg, times))
 
+    goals = "fastnn" in peers and "torch" in peers
     head = "| config | layers | hidden / output | batch | lr, momentum | " + " | ".join(
         f"{q} s/epoch" for q in peers) + " | " + " | ".join(
         f"vs {q}" for q in peers if q != "fastnn") + " |"
-    lines = [head, "|" + "---|" * (5 + len(peers) + len(peers) - 1)]
+    ncols = 5 + len(peers) + len(peers) - 1
+    if goals:
+        head += " goal vs torch | fastnn GFLOP/s |"
+        ncols += 2
+    lines = [head, "|" + "---|" * ncols]
     for c, cfg, t in rows:
         ratios = [f"{t[q] / t['fastnn']:.1f}x" if "fastnn" in t else "-" for q in peers
                   if q != "fastnn"]
-        lines.append(f"| {c} | {'-'.join(map(str, cfg['sizes']))} | {cfg['hidden']} / "
-                     f"{cfg['output']}, {cfg['cost']} | {cfg['batch']} | {cfg['lr']}, "
-                     f"{cfg['momentum']} | " + " | ".join(f"{t[q]:.3f}" for q in peers)
-                     + " | " + " | ".join(ratios) + " |")
+        line = (f"| {c} | {'-'.join(map(str, cfg['sizes']))} | {cfg['hidden']} / "
+                f"{cfg['output']}, {cfg['cost']} | {cfg['batch']} | {cfg['lr']}, "
+                f"{cfg['momentum']} | " + " | ".join(f"{t[q]:.3f}" for q in peers)
+                + " | " + " | ".join(ratios) + " |")
+        if goals:
+            met = "met" if t["torch"] / t["fastnn"] >= GOALS[c] else "not met"
+            line += (f" {GOALS[c]:g}x ({met}) | "
+                     f"{epoch_gflop(cfg, args.samples) / t['fastnn']:.0f} |")
+        lines.append(line)
     table = "\n".join(lines)
     cmd = "python scripts/compare_peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
     info = (f"{date.today()}, {os.cpu_count()} cores ({platform.machine()}), {source} data, "
@@ -406,7 +428,11 @@ def main(argv=None):
                     f"```\n{cmd.strip()}\n```\n\n{info}.\n\n{table}\n\n"
                     "sklearn's MLPClassifier always uses a softmax output with log-loss, so in "
                     "config A it runs that output instead of sigmoid/quadratic. The NumPy "
-                    f"reference is timed on {args.reference_samples} samples and scaled.\n"
+                    f"reference is timed on {args.reference_samples} samples and scaled. "
+                    "fastnn GFLOP/s is the dense-equivalent work of an epoch (6ab per "
+                    "sample for each a-by-b layer, 4ab for the first, which needs no "
+                    "delta below it) over fastnn's time; below a batch of 48 fastnn skips "
+                    "the zero pixels, so it does less work than that.\n"
                     + chart + ("\n## Compile time, memory, threads, inference, time to "
                                "accuracy\n\n" + more + "\n"
                                if more else ""))
