@@ -10,11 +10,13 @@ The public API, and nothing else::
 """
 from . import datasets, schedules
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, ProgressBar
+from .ensemble import Ensemble
 from .io import ModelFileError, load
 from .network import DivergenceError, Network
-from .optimizers import CG, LBFGS, SGD, Optimizer
+from .optimizers import CG, LBFGS, SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
-__all__ = ["Network", "SGD", "LBFGS", "CG", "Optimizer", "History", "Callback",
+__all__ = ["Network", "Ensemble", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "CG",
+           "Optimizer", "History", "Callback",
            "EarlyStopping", "ModelCheckpoint", "ProgressBar", "DivergenceError", "load",
            "ModelFileError", "datasets", "schedules"]
 __version__ = "0.1.0"

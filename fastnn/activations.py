@@ -8,7 +8,13 @@ HIDDEN = {
     "tanh": _k.TANH,
     "relu": _k.RELU,
     "leaky_relu": _k.LEAKY_RELU,
+    "elu": _k.ELU,
+    "gelu": _k.GELU,
+    "silu": _k.SILU,
+    "swish": _k.SILU,
 }
+#: other names accepted for a hidden activation -> the name a Network keeps
+ALIASES = {"swish": "silu"}
 #: activation name -> kernel code, for the output layer
 OUTPUT = {
     "identity": _k.IDENTITY,
@@ -16,8 +22,9 @@ OUTPUT = {
     "tanh": _k.TANH,
     "softmax": _k.SOFTMAX,
 }
-#: hidden activations whose natural initialisation is He's (``init="auto"``)
-RELU_FAMILY = frozenset({"relu", "leaky_relu"})
+#: hidden activations whose natural initialisation is He's (``init="auto"``): the relu
+#: family and its smooth relatives (elu, gelu, silu), which behave like relu for large |z|
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu", "swish"})
 
 
 def check_name(name, table, what):

@@ -11,10 +11,10 @@ he                 N(0, 2/fan_in)     (He et al. 2015)           0
 he_uniform         U(+-sqrt(6/fan_in))                           0
 =================  ============================================  ============
 
-``auto`` is ``he`` for the relu family and ``lecun`` otherwise. Values are drawn in
-float64 from ``numpy.random.default_rng(seed)`` (each layer's weights, then its biases)
-and then cast, so a float32 and a float64 network with the same seed start from the
-same numbers up to rounding.
+``auto`` is ``he`` for the relu family (relu, leaky_relu, elu, gelu, silu) and ``lecun``
+otherwise. Values are drawn in float64 from ``numpy.random.default_rng(seed)`` (each
+layer's weights, then its biases) and then cast, so a float32 and a float64 network with
+the same seed start from the same numbers up to rounding.
 """
 import numpy as np
 

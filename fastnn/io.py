@@ -78,7 +78,8 @@ def save(net, path):
 
 
 def load(path):
-    """Read a network written by :func:`save` (or ``Network.save``).
+    """Read a network written by :func:`save` (or ``Network.save``), or an ensemble
+    written by ``Ensemble.save`` (then an :class:`fastnn.Ensemble` is returned).
 
     Raises
     ------
@@ -86,8 +87,6 @@ def load(path):
         If the file is not a fastnn model, is truncated or corrupt, or was written by a
         newer format version. ``FileNotFoundError`` if it does not exist.
     """
-    from .network import Network
-
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -104,8 +103,18 @@ def load(path):
             KeyError) as exc:
         raise ModelFileError(f"{path}: not a readable fastnn model file (truncated or "
                              f"corrupt): {exc}") from None
+    if isinstance(meta, dict) and meta.get("format") == "fastnn-ensemble":
+        from .ensemble import _from_file
+        return _from_file(path, meta, params)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fastnn model file")
+    return _network_from_meta(path, meta, params)
+
+
+def _network_from_meta(path, meta, params):
+    """The Network described by the ``meta`` dict of a model file, with ``params``."""
+    from .network import Network
+
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: written in model format version {version}, newer than "

@@ -50,7 +50,10 @@ class Network:
         Layer sizes: input, hidden..., output (at least two entries, each >= 1).
     hidden : str or sequence of str, default "relu"
         Hidden activation, one name for all hidden layers or one per hidden layer:
-        identity, sigmoid, tanh, relu, leaky_relu.
+        identity, sigmoid, tanh, relu, leaky_relu, elu (alpha 1), gelu (exact erf form,
+        as ``torch.nn.GELU()``) or silu (``z * sigmoid(z)``; "swish" is an alias, kept
+        as "silu"). gelu and silu layers keep their pre-activations for the backward
+        pass (one more buffer of the layer's size in the workspace).
     output : str, default "softmax"
         Output activation: identity, sigmoid, tanh or softmax.
     cost : str or None, default None
@@ -59,7 +62,8 @@ class Network:
         quadratic). See :mod:`fastnn.costs` for the valid pairs.
     init : str, default "auto"
         gaussian, lecun, xavier, xavier_uniform, he, he_uniform, or auto (he for the relu
-        family, lecun otherwise). See :mod:`fastnn.initializers`.
+        family -- relu, leaky_relu, elu, gelu, silu -- lecun otherwise). See
+        :mod:`fastnn.initializers`.
     dtype : {"float32", "float64"}, default "float32"
         Floating type of the parameters and of all computation.
     seed : int, default 0
@@ -96,6 +100,7 @@ class Network:
                                  f"{n_hidden} hidden layers")
         for h in hidden:
             _act.check_name(h, _act.HIDDEN, "hidden")
+        hidden = [_act.ALIASES.get(h, h) for h in hidden]
         _act.check_name(output, _act.OUTPUT, "output")
         cost = _costs.resolve(output, cost)
         if not isinstance(init, str):
@@ -230,7 +235,7 @@ class Network:
     # --- training ---------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", l2=0.0,
             validation_data=None, shuffle=True, progress=True, schedule=None,
-            early_stopping=None, callbacks=()):
+            early_stopping=None, callbacks=(), l1=0.0, max_norm=None, clip_norm=None):
         """Train with mini-batch gradient descent; each epoch runs in one compiled call.
 
         With a full-batch optimizer (:class:`fastnn.LBFGS`, :class:`fastnn.CG`) it runs
@@ -257,13 +262,17 @@ class Network:
             batch; larger values are clipped to it). The last, smaller batch is used and
             averaged over its own size.
         optimizer : str or optimizer, default "sgd"
-            ``"sgd"`` (``SGD(lr=0.01)``), ``"lbfgs"``, ``"cg"`` or an instance such as
-            ``fastnn.SGD(lr=3.0)`` or ``fastnn.LBFGS(maxcor=20)``. An SGD instance keeps
-            its state (velocities) across fits of this network. The full-batch
-            optimizers ignore ``batch_size`` and ``shuffle`` and take no ``schedule``.
+            ``"sgd"`` (``SGD(lr=0.01)``), ``"adam"``, ``"adamw"``, ``"rmsprop"``,
+            ``"adagrad"`` (PyTorch's defaults), ``"lbfgs"``, ``"cg"`` or an instance such
+            as ``fastnn.SGD(lr=3.0)``, ``fastnn.Adam(lr=1e-3)`` or
+            ``fastnn.LBFGS(maxcor=20)``. A mini-batch optimizer instance keeps its state
+            (velocities, moments, step count) across fits of this network. The
+            full-batch optimizers ignore ``batch_size`` and ``shuffle`` and take no
+            ``schedule``, ``l1``, ``max_norm`` or ``clip_norm``.
         l2 : float, default 0.0
             Adds ``(l2/2) * sum(w**2)`` over all weights (not biases) to the cost; with
-            Nielsen's lambda and n training samples, ``l2 = lambda / n``.
+            Nielsen's lambda and n training samples, ``l2 = lambda / n``. (The
+            optimizers' ``weight_decay`` is PyTorch's: it acts on biases too.)
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch (``val_loss``, ``val_accuracy``).
         shuffle : bool, default True
@@ -296,6 +305,22 @@ class Network:
             :class:`fastnn.ModelCheckpoint`; see :mod:`fastnn.callbacks`. A
             :class:`fastnn.ProgressBar` among them replaces the one of
             ``progress=True``.
+        l1 : float, default 0.0
+            Adds ``l1 * sum(|w|)`` over all weights (not biases) to the cost: its
+            gradient ``l1 * sign(w)`` (0 at w = 0) joins the mean gradient like the
+            ``l2`` term.
+        max_norm : float, optional
+            Max-norm constraint (Srivastava et al., 2014): after every step, each
+            unit's incoming weight vector (a column of ``weights[l]``) whose 2-norm
+            exceeds ``max_norm`` is scaled down to norm ``max_norm`` (Keras's
+            ``MaxNorm(max_norm, axis=0)``, without its 1e-7 in the denominator).
+        clip_norm : float, optional
+            Gradient clipping by global norm, as ``torch.nn.utils.clip_grad_norm_``:
+            the mean data gradient over all weights and biases is multiplied by
+            ``min(1, clip_norm / (norm + 1e-6))`` before ``l2``, ``l1`` and the
+            optimizer's weight decay are added (in PyTorch, ``weight_decay`` is
+            likewise added after clipping; ``l2``/``l1`` written into the loss would be
+            clipped too). Small batches then take the unfused loops, somewhat slower.
 
         Returns
         -------
@@ -323,6 +348,13 @@ class Network:
         opt = _opt.get(optimizer)
         full_batch = isinstance(opt, _opt.FullBatchOptimizer)
         l2 = check_real("l2", l2)
+        l1 = check_real("l1", l1)
+        max_norm = _check_optional_positive("max_norm", max_norm)
+        clip_norm = _check_optional_positive("clip_norm", clip_norm)
+        if full_batch and (l1 or max_norm or clip_norm):
+            raise ValueError(f"l1, max_norm and clip_norm do not apply to the full-batch "
+                             f"optimizer {opt!r}; use a mini-batch optimizer such as "
+                             f"fastnn.SGD or fastnn.Adam")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -365,7 +397,7 @@ class Network:
         slices = max([1] + [int(getattr(cb, "updates_per_epoch", 1)) for cb in cbs])
         on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
         on_batch = [cb.on_batch for cb in cbs if hasattr(cb, "on_batch")]
-        indptr, indices = self._sparse_index(X, batch_size)
+        indptr, indices = self._sparse_index(X, batch_size, fused=not clip_norm)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         for k in range(epochs):
             epoch = self.epochs_trained
@@ -383,7 +415,8 @@ class Network:
                 lo, co, dn = _kt.train_epoch(
                     self._params, self._layout, self._codes, self._slope, self._cost_code,
                     X, Y, labels, use_labels, part, batch_size, chunk, BLAS_MIN_BATCH, l2,
-                    opt.code, hyper, opt.state, opt.step, indptr, indices)
+                    l1, max_norm, clip_norm, opt.code, hyper, opt.state, opt.step, indptr,
+                    indices)
                 loss, correct, done = loss + lo, correct + co, done + dn
                 if dn < part.size:
                     break
@@ -491,15 +524,16 @@ class Network:
         return fun
 
     @staticmethod
-    def _sparse_index(X, batch_size):
+    def _sparse_index(X, batch_size, fused=True):
         """The CSR index of X's non-zeros when small batches would profit from it.
 
         Small batches (the fused loop path) read only the non-zero inputs through it when
         at most SPARSE_MAX_DENSITY of X is non-zero; it costs 4 bytes per non-zero
         (30 MB for MNIST's 50,000 training images) and one pass over X per ``fit``.
+        ``fused=False`` (gradient clipping: the unfused loops) never uses it.
         """
         empty = np.empty(0, np.int64), np.empty(0, np.int32)
-        if batch_size >= BLAS_MIN_BATCH or batch_size > CHUNK:
+        if not fused or batch_size >= BLAS_MIN_BATCH or batch_size > CHUNK:
             return empty
         indptr = _kt.nonzero_rows(X)
         if indptr[-1] > SPARSE_MAX_DENSITY * X.size:
@@ -598,6 +632,13 @@ class Network:
 
 class _Diverged(Exception):
     """A full-batch iterate is not finite."""
+
+
+def _check_optional_positive(name, value):
+    """``None`` -> 0.0 (off), else ``value`` as a finite float > 0."""
+    if value is None:
+        return 0.0
+    return check_real(name, value, 0.0, low_open=True)
 
 
 def _rate(schedule, k):

@@ -41,8 +41,12 @@ class Optimizer:
         if (self._owner is not net or self.state is None or self.state.shape[1] != p.size
                 or self.state.dtype != p.dtype):
             self.state = np.zeros((max(self.n_state, 1), p.size), p.dtype)
+            self._init_state(self.state)
             self.step = np.zeros(1, np.int64)
             self._owner = net
+
+    def _init_state(self, state):
+        """Set the initial state (zeros unless a subclass says otherwise)."""
 
     def _snapshot(self):
         return (None if self.state is None else self.state.copy(),
@@ -113,6 +117,220 @@ class SGD(Optimizer):
     def __repr__(self):
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
                 f"dampening={self.dampening})")
+
+
+_WEIGHT_DECAY_DOC = """weight_decay : float, default {default}
+        {what}, >= 0. As in PyTorch it applies to every parameter, biases included;
+        ``fit``'s ``l2`` (weights only) is the one to use for Nielsen-style L2
+        regularisation. With both, ``l2 * w`` is part of the gradient ``g`` that
+        weight decay then acts on."""
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool; got {value!r}")
+    return bool(value)
+
+
+def _check_betas(betas):
+    if (isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__")
+            or len(betas) != 2):
+        raise TypeError(f"betas must be a pair (beta1, beta2); got {betas!r}")
+    b1 = check_real("betas[0]", betas[0], 0.0)
+    b2 = check_real("betas[1]", betas[1], 0.0)
+    for name, b in (("betas[0]", b1), ("betas[1]", b2)):
+        if b >= 1.0:
+            raise ValueError(f"{name} must be in [0, 1); got {b!r}")
+    return b1, b2
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with the AMSGrad variant; ``torch.optim.Adam`` exactly.
+
+    With ``g`` the mean gradient of the mini-batch (plus ``l2 * w`` for weights) and
+    ``t`` the step number from 1::
+
+        g <- g + weight_decay * w
+        m <- beta1 * m + (1 - beta1) * g            (PyTorch's lerp)
+        v <- beta2 * v + (1 - beta2) * g**2
+        vmax <- max(vmax, v)                        (amsgrad only; used in place of v)
+        w <- w - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    ``m``, ``v`` (and ``vmax``) start at zero. Every parameter is updated at every step,
+    even where the batch's gradient is zero.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        Learning rate, > 0.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    {wd}
+    amsgrad : bool, default False
+        Use the maximum of the past second moments (Reddi et al., 2018).
+    """
+
+    code = _k.ADAM
+    _decoupled = False
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False):
+        super().__init__()
+        self.lr = check_real("lr", lr, 0.0, low_open=True)
+        self.betas = _check_betas(betas)
+        self.eps = check_real("eps", eps, 0.0)
+        self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        self.amsgrad = _check_bool("amsgrad", amsgrad)
+        self.n_state = 3   # exp_avg, exp_avg_sq, max_exp_avg_sq (see kernels.updates)
+
+    def hyper(self):
+        b1, b2 = self.betas
+        return np.array([self.lr, b1, b2, self.eps, self.weight_decay, float(self.amsgrad),
+                         float(self._decoupled), 1.0 - b1, 1.0 - b2])
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay}, amsgrad={self.amsgrad})")
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019); ``torch.optim.AdamW``.
+
+    As :class:`Adam`, except that weight decay does not enter the gradient: each step
+    first shrinks the parameters, ``w <- w * (1 - lr * weight_decay)`` (with the
+    current learning rate), then takes the Adam step on the gradient ``g`` alone.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        Learning rate, > 0.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    {wd}
+    amsgrad : bool, default False
+        Use the maximum of the past second moments.
+    """
+
+    _decoupled = True
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 amsgrad=False):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e); ``torch.optim.RMSprop`` exactly.
+
+    With ``g`` the mean gradient of the mini-batch (plus ``l2 * w`` for weights)::
+
+        g <- g + weight_decay * w
+        s <- alpha * s + (1 - alpha) * g**2
+        centered:  a <- alpha * a + (1 - alpha) * g;  d = sqrt(s - a**2) + eps
+        otherwise: d = sqrt(s) + eps
+        momentum > 0:  b <- momentum * b + g / d;  w <- w - lr * b
+        otherwise:     w <- w - lr * g / d
+
+    ``s``, ``a`` and ``b`` start at zero. Every parameter is updated at every step.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate, > 0.
+    alpha : float, default 0.99
+        Smoothing constant, in [0, 1].
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    {wd}
+    momentum : float, default 0.0
+        Momentum factor, >= 0.
+    centered : bool, default False
+        Normalise by an estimate of the gradient's variance instead of its second moment.
+    """
+
+    code = _k.RMSPROP
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__()
+        self.lr = check_real("lr", lr, 0.0, low_open=True)
+        self.alpha = check_real("alpha", alpha, 0.0, 1.0)
+        self.eps = check_real("eps", eps, 0.0)
+        self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        self.momentum = check_real("momentum", momentum, 0.0)
+        self.centered = _check_bool("centered", centered)
+        self.n_state = 3   # square_avg, grad_avg, momentum buffer (see kernels.updates)
+
+    def hyper(self):
+        return np.array([self.lr, self.alpha, self.eps, self.weight_decay, self.momentum,
+                         float(self.centered), 1.0 - self.alpha])
+
+    def __repr__(self):
+        return (f"RMSprop(lr={self.lr}, alpha={self.alpha}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay}, momentum={self.momentum}, "
+                f"centered={self.centered})")
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011); ``torch.optim.Adagrad`` exactly.
+
+    With ``g`` the mean gradient of the mini-batch (plus ``l2 * w`` for weights) and
+    ``t`` the step number from 1::
+
+        g <- g + weight_decay * w
+        s <- s + g**2                      (s starts at initial_accumulator_value)
+        w <- w - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
+
+    Every parameter is updated at every step.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate, > 0.
+    lr_decay : float, default 0.0
+        Learning-rate decay per step, >= 0.
+    {wd}
+    initial_accumulator_value : float, default 0.0
+        Starting value of the sum of squares, >= 0.
+    eps : float, default 1e-10
+        Added to the denominator, >= 0.
+    """
+
+    code = _k.ADAGRAD
+    n_state = 1
+
+    def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+        super().__init__()
+        self.lr = check_real("lr", lr, 0.0, low_open=True)
+        self.lr_decay = check_real("lr_decay", lr_decay, 0.0)
+        self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        self.initial_accumulator_value = check_real(
+            "initial_accumulator_value", initial_accumulator_value, 0.0)
+        self.eps = check_real("eps", eps, 0.0)
+
+    def hyper(self):
+        return np.array([self.lr, self.lr_decay, self.weight_decay, self.eps,
+                         self.initial_accumulator_value])
+
+    def _init_state(self, state):
+        state[0] = self.initial_accumulator_value
+
+    def __repr__(self):
+        return (f"Adagrad(lr={self.lr}, lr_decay={self.lr_decay}, "
+                f"weight_decay={self.weight_decay}, "
+                f"initial_accumulator_value={self.initial_accumulator_value}, eps={self.eps})")
+
+
+for _cls, _default, _what in ((Adam, "0.0", "L2 penalty added to the gradient"),
+                              (AdamW, "0.01", "Decoupled weight decay"),
+                              (RMSprop, "0.0", "L2 penalty added to the gradient"),
+                              (Adagrad, "0.0", "L2 penalty added to the gradient")):
+    _cls.__doc__ = _cls.__doc__.replace(
+        "{wd}", _WEIGHT_DECAY_DOC.format(default=_default, what=_what))
 
 
 class FullBatchOptimizer:
@@ -254,7 +472,8 @@ class CG(FullBatchOptimizer):
 
 #: names accepted by ``fit(optimizer=...)``, each with its default settings; a new
 #: optimizer class needs one entry here
-OPTIMIZERS = {"sgd": SGD, "lbfgs": LBFGS, "cg": CG}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+              "adagrad": Adagrad, "lbfgs": LBFGS, "cg": CG}
 
 
 def get(optimizer):

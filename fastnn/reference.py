@@ -6,6 +6,7 @@ back. It never calls the kernels. Weights have shape ``(fan_in, fan_out)`` and a
 computes ``z = a @ W + b`` on a batch of row vectors ``a``.
 """
 import numpy as np
+from scipy.special import erf
 
 
 # --- activations (derivatives in terms of z) -----------------------------------------
@@ -35,6 +36,12 @@ def activation(name, z, slope=0.01):
         return np.maximum(z, 0.0)
     if name == "leaky_relu":
         return np.where(z > 0, z, slope * z)
+    if name == "elu":                           # alpha = 1
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0.0)))
+    if name == "gelu":                          # exact: z Phi(z)
+        return 0.5 * z * (1.0 + erf(z / np.sqrt(2.0)))
+    if name in ("silu", "swish"):
+        return z * sigmoid(z)
     if name == "softmax":
         return softmax(z)
     raise ValueError(name)
@@ -53,6 +60,13 @@ def activation_prime(name, z, slope=0.01):
         return (z > 0).astype(float)
     if name == "leaky_relu":
         return np.where(z > 0, 1.0, slope)
+    if name == "elu":
+        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))
+    if name == "gelu":                          # Phi(z) + z phi(z)
+        return 0.5 * (1.0 + erf(z / np.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    if name in ("silu", "swish"):
+        s = sigmoid(z)
+        return s * (1 + z * (1 - s))
     raise ValueError(name)
 
 
@@ -137,25 +151,152 @@ def sgd_step(params, grads, velocities, lr, momentum=0.0, dampening=0.0, nestero
         p -= lr * g
 
 
-def train_sgd(Ws, bs, X, y, hidden, output, cost, orders, batch_size, lr, momentum=0.0,
-              dampening=0.0, nesterov=False, l2=0.0, slope=0.01):
-    """Mini-batch SGD; ``orders`` holds each epoch's sample order. Returns new (Ws, bs).
+class SGDRule:
+    """:func:`sgd_step` with its velocities: ``rule(params, grads)`` takes one step."""
 
-    The last batch of an epoch may be smaller and is averaged over its own size.
+    def __init__(self, lr, momentum=0.0, dampening=0.0, nesterov=False):
+        self.lr, self.momentum, self.dampening, self.nesterov = lr, momentum, dampening, nesterov
+        self.vel = None
+
+    def __call__(self, params, grads):
+        if self.vel is None:
+            self.vel = [None] * len(params)
+        sgd_step(params, grads, self.vel, self.lr, self.momentum, self.dampening,
+                 self.nesterov)
+
+
+class AdamRule:
+    """``torch.optim.Adam`` (``decoupled``: ``AdamW``) on lists of arrays."""
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, decoupled=False):
+        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
+        self.wd, self.amsgrad, self.decoupled = weight_decay, amsgrad, decoupled
+        self.t = 0
+        self.m = self.v = self.vmax = None
+
+    def __call__(self, params, grads):
+        if self.m is None:
+            self.m = [np.zeros_like(p) for p in params]
+            self.v = [np.zeros_like(p) for p in params]
+            self.vmax = [np.zeros_like(p) for p in params]
+        self.t += 1
+        bc1 = 1 - self.b1 ** self.t
+        bc2 = 1 - self.b2 ** self.t
+        for p, g, m, v, vmax in zip(params, grads, self.m, self.v, self.vmax):
+            if self.decoupled:
+                p *= 1 - self.lr * self.wd
+            else:
+                g = g + self.wd * p
+            m[...] = self.b1 * m + (1 - self.b1) * g
+            v[...] = self.b2 * v + (1 - self.b2) * g * g
+            if self.amsgrad:
+                vmax[...] = np.maximum(vmax, v)
+                denom = np.sqrt(vmax) / np.sqrt(bc2) + self.eps
+            else:
+                denom = np.sqrt(v) / np.sqrt(bc2) + self.eps
+            p -= self.lr / bc1 * m / denom
+
+
+class RMSpropRule:
+    """``torch.optim.RMSprop`` on lists of arrays."""
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        self.lr, self.alpha, self.eps, self.wd = lr, alpha, eps, weight_decay
+        self.momentum, self.centered = momentum, centered
+        self.sq = self.avg = self.buf = None
+
+    def __call__(self, params, grads):
+        if self.sq is None:
+            self.sq, self.avg, self.buf = ([np.zeros_like(p) for p in params]
+                                           for _ in range(3))
+        for p, g, sq, a, buf in zip(params, grads, self.sq, self.avg, self.buf):
+            g = g + self.wd * p
+            sq[...] = self.alpha * sq + (1 - self.alpha) * g * g
+            if self.centered:
+                a[...] = self.alpha * a + (1 - self.alpha) * g
+                d = np.sqrt(sq - a * a) + self.eps
+            else:
+                d = np.sqrt(sq) + self.eps
+            if self.momentum > 0:
+                buf[...] = self.momentum * buf + g / d
+                p -= self.lr * buf
+            else:
+                p -= self.lr * g / d
+
+
+class AdagradRule:
+    """``torch.optim.Adagrad`` on lists of arrays."""
+
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+        self.lr, self.lr_decay, self.wd, self.eps = lr, lr_decay, weight_decay, eps
+        self.init = initial_accumulator_value
+        self.t = 0
+        self.sums = None
+
+    def __call__(self, params, grads):
+        if self.sums is None:
+            self.sums = [np.full_like(p, self.init) for p in params]
+        self.t += 1
+        clr = self.lr / (1 + (self.t - 1) * self.lr_decay)
+        for p, g, s in zip(params, grads, self.sums):
+            g = g + self.wd * p
+            s += g * g
+            p -= clr * g / (np.sqrt(s) + self.eps)
+
+
+def clip_grad_norm(grads, max_norm):
+    """``torch.nn.utils.clip_grad_norm_``: scale the arrays ``grads`` in place so that
+    their global 2-norm is at most ``max_norm`` (with PyTorch's 1e-6)."""
+    total = np.sqrt(sum((g ** 2).sum() for g in grads))
+    coef = min(1.0, max_norm / (total + 1e-6))
+    for g in grads:
+        g *= coef
+
+
+def apply_max_norm(Ws, max_norm):
+    """Rescale each column of each ``W`` whose 2-norm exceeds ``max_norm`` to that norm."""
+    for W in Ws:
+        norms = np.sqrt((W ** 2).sum(axis=0))
+        W *= np.where(norms > max_norm, max_norm / np.where(norms > 0, norms, 1.0), 1.0)
+
+
+def train(Ws, bs, X, y, hidden, output, cost, orders, batch_size, rule, l2=0.0, l1=0.0,
+          max_norm=None, clip_norm=None, slope=0.01):
+    """Mini-batch training with the update ``rule(params, grads)`` (one of the ``*Rule``
+    classes); ``orders`` holds each epoch's sample order. Returns new (Ws, bs).
+
+    Per batch: the mean data gradient, clipped to global norm ``clip_norm``; plus
+    ``l2 * W + l1 * sign(W)`` on the weights; the rule's step; then the max-norm
+    constraint on each unit's incoming weights. The last batch of an epoch may be
+    smaller and is averaged over its own size.
     """
     Ws = [np.array(W, float) for W in Ws]
     bs = [np.array(b, float) for b in bs]
     X = np.asarray(X, float)
     y = np.asarray(y)
-    vel = [None] * (2 * len(Ws))
     for order in orders:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             _, dWs, dbs = loss_and_gradients(Ws, bs, X[idx], y[idx], hidden, output, cost,
-                                             l2, slope)
-            # L2 enters through loss_and_gradients (weights only), like weight decay.
-            sgd_step(Ws + bs, dWs + dbs, vel, lr, momentum, dampening, nesterov)
+                                             0.0, slope)
+            if clip_norm is not None:
+                clip_grad_norm(dWs + dbs, clip_norm)
+            # L2 and L1 on the weights only (fastnn's cost); weight decay is the rule's
+            dWs = [dW + l2 * W + l1 * np.sign(W) for dW, W in zip(dWs, Ws)]
+            rule(Ws + bs, dWs + dbs)
+            if max_norm is not None:
+                apply_max_norm(Ws, max_norm)
     return Ws, bs
+
+
+def train_sgd(Ws, bs, X, y, hidden, output, cost, orders, batch_size, lr, momentum=0.0,
+              dampening=0.0, nesterov=False, l2=0.0, slope=0.01):
+    """Mini-batch SGD (:func:`train` with :class:`SGDRule`). Returns new (Ws, bs)."""
+    return train(Ws, bs, X, y, hidden, output, cost, orders, batch_size,
+                 SGDRule(lr, momentum, dampening, nesterov), l2=l2, slope=slope)
 
 
 def predict_proba(Ws, bs, X, hidden, output, slope=0.01):

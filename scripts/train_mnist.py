@@ -56,10 +56,14 @@ Notes
   first N epochs first (with any schedule).
 - ``--early-stopping N`` stops when the validation loss has not improved for N epochs
   and keeps the weights of the best epoch (which are then tested and saved).
-- ``--optimizer`` is ``sgd`` (mini-batch; the default) or a full-batch method through
-  scipy, ``lbfgs`` or ``cg``: then ``--epochs`` counts iterations over the whole training
-  set, and ``--lr``, ``--momentum``, ``--nesterov``, ``--batch-size``, ``--schedule``
-  and ``--warmup`` do not apply (giving them is an error).
+- ``--optimizer`` is ``sgd`` (mini-batch; the default), one of the adaptive mini-batch
+  rules ``adam``, ``adamw``, ``rmsprop``, ``adagrad`` (PyTorch's; ``--lr`` defaults to
+  PyTorch's rate, 1e-3 for adam/adamw and 1e-2 otherwise, not the preset's SGD rate;
+  ``--weight-decay`` sets their weight decay; ``--momentum`` applies to rmsprop only),
+  or a full-batch method through scipy, ``lbfgs`` or ``cg``: then ``--epochs`` counts
+  iterations over the whole training set, and ``--lr``, ``--momentum``, ``--nesterov``,
+  ``--batch-size``, ``--schedule`` and ``--warmup`` do not apply (giving them is an
+  error).
 - MNIST's 60,000 training images are split as in Nielsen's book: the first 50,000 for
   training (``--limit N`` keeps the first N of them), the last 10,000 for validation,
   evaluated after every epoch. The test set (10,000 images) is evaluated once, at the end.
@@ -117,13 +121,33 @@ def _sgd(fnn, config):
     return fnn.SGD(lr=config["lr"], momentum=config["momentum"], nesterov=config["nesterov"])
 
 
+def _adaptive(name):
+    """Build fastnn's ``name`` optimizer from --lr, --weight-decay (and --momentum for
+    RMSprop); a flag not given takes the optimizer's (PyTorch's) default."""
+    def build(fnn, config):
+        kw = {"lr": config["lr"]}
+        if config["weight_decay"] is not None:
+            kw["weight_decay"] = config["weight_decay"]
+        if name == "RMSprop":
+            kw["momentum"] = config["momentum"]
+        return getattr(fnn, name)(**kw)
+    return build
+
+
 #: --optimizer NAME -> (build(fastnn, config) -> optimizer, full batch?). A new optimizer
 #: of fastnn is one line here, e.g. "adam": (lambda fnn, c: fnn.Adam(lr=c["lr"]), False).
 OPTIMIZERS = {
     "sgd": (_sgd, False),
+    "adam": (_adaptive("Adam"), False),
+    "adamw": (_adaptive("AdamW"), False),
+    "rmsprop": (_adaptive("RMSprop"), False),
+    "adagrad": (_adaptive("Adagrad"), False),
     "lbfgs": (lambda fnn, config: fnn.LBFGS(), True),
     "cg": (lambda fnn, config: fnn.CG(), True),
 }
+#: --lr of the adaptive optimizers when not given (PyTorch's defaults; the presets' rates
+#: are SGD's)
+_ADAPTIVE_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2, "adagrad": 1e-2}
 #: flags that only mini-batch optimizers use (refused with a full-batch one)
 _MINI_BATCH_FLAGS = {"lr": "--lr", "momentum": "--momentum", "nesterov": "--nesterov",
                      "batch_size": "--batch-size", "schedule": "--schedule",
@@ -147,6 +171,7 @@ _BASE = {
     "seed": 0,
     "dtype": "float32",
     "optimizer": "sgd",
+    "weight_decay": None,    # the optimizer's default (adam, adamw, rmsprop, adagrad)
     "early_stopping": None,
     "warmup": 0,
     "step_size": None,       # per schedule: resolved by resolve_config
@@ -229,6 +254,7 @@ DEFAULT_PRESET = "fast"
 #: Config keys that a command-line flag can set (flag dest == key).
 _TUNABLE = ("hidden", "activation", "output", "cost", "init", "epochs", "batch_size", "lr",
             "momentum", "nesterov", "schedule", "l2", "seed", "dtype", "optimizer",
+            "weight_decay",
             "early_stopping", "warmup", "step_size", "gamma", "power_t", "eta_min",
             "plateau_patience")
 
@@ -311,7 +337,8 @@ def build_parser():
                      help="hidden layer sizes, e.g. 100 or 300,100")
     net.add_argument("--activation", type=_names, metavar="NAME",
                      help="hidden activation, one name or one per hidden layer "
-                          "(identity, sigmoid, tanh, relu, leaky_relu)")
+                          "(identity, sigmoid, tanh, relu, leaky_relu, elu, gelu, "
+                          "silu or its alias swish)")
     net.add_argument("--output", metavar="NAME",
                      help="output activation (identity, sigmoid, tanh, softmax)")
     net.add_argument("--cost", metavar="NAME",
@@ -332,8 +359,14 @@ def build_parser():
     tr.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
                     help="Nesterov momentum (needs --momentum > 0)")
     tr.add_argument("--optimizer", choices=list(OPTIMIZERS),
-                    help="sgd (mini-batch, the default), or full-batch lbfgs or cg through "
-                         "scipy (then --epochs counts iterations)")
+                    help="sgd (mini-batch, the default), adam, adamw, rmsprop, adagrad "
+                         "(mini-batch; --lr defaults to PyTorch's: 1e-3 for adam/adamw, "
+                         "1e-2 otherwise), or full-batch lbfgs or cg through scipy (then "
+                         "--epochs counts iterations)")
+    tr.add_argument("--weight-decay", dest="weight_decay",
+                    type=_real(0.0, False, "a number >= 0"),
+                    help="weight decay of adam, adamw, rmsprop, adagrad (PyTorch's: on "
+                         "biases too; adamw's is decoupled, default 0.01)")
     tr.add_argument("--schedule", choices=SCHEDULES,
                     help="learning rate per epoch: constant; linear decay from --lr to "
                          "--lr/epochs; step (x --gamma every --step-size epochs); "
@@ -432,6 +465,20 @@ def _or(names):
 def _resolve_training(config, args):
     """Check the optimizer and schedule flags against each other; fill in the defaults of
     the chosen schedule's parameters."""
+    name = config["optimizer"]
+    if name in _ADAPTIVE_LR:
+        if args.lr is None:
+            config["lr"] = _ADAPTIVE_LR[name]
+        refused = ["--nesterov"] + (["--momentum"] if name != "rmsprop" else [])
+        for flag in refused:
+            if getattr(args, flag[2:]) not in (None, False):
+                raise UsageError(f"{flag} does not apply to --optimizer {name}")
+        # the preset's momentum is SGD's: RMSprop takes an explicit --momentum only
+        config["momentum"] = args.momentum if args.momentum is not None else 0.0
+        config["nesterov"] = False
+    elif args.weight_decay is not None:
+        raise UsageError(f"--weight-decay applies to --optimizer adam, adamw, rmsprop or "
+                         f"adagrad, not {name} (use --l2)")
     if OPTIMIZERS[config["optimizer"]][1]:              # full batch
         for key, flag in _MINI_BATCH_FLAGS.items():
             if getattr(args, key) not in (None, False) and not (

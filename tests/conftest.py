@@ -37,5 +37,5 @@ def rng():
     return np.random.default_rng(1234)
 
 
-HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu"]
 PAIRS = list(costs.VALID_PAIRS)

@@ -38,6 +38,9 @@ def _f32_cases():
     s = f(0.1)
     p = np.ones(5, f)
     hyper = np.array([0.1, 0.9, 0.0, 0.0])
+    adam = fnn.Adam(0.1, weight_decay=0.1, amsgrad=True).hyper()
+    state = np.zeros((3, 16), f)
+    sc = (0.1, 0.5, 0.99)              # updates.step_scalars: float64, cast in the loops
     return {
         ("dense", "forward"): (A, W, b, Z, False, True),
         ("dense", "forward_loops"): (A, W, b, Z, True),
@@ -49,13 +52,18 @@ def _f32_cases():
         ("updates", "_sgd_region"): (p, p.copy(), p.copy(), 0, 5, s, s, s, s, s, True, False),
         ("dense", "forward_sparse"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
                                       np.array([1, 0]), W, b, Z),
-        ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], W.copy(), b.copy(), b.copy(),
-                                            2, 0.1, 0, hyper, False),
+        ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], state, 0, 12, b.copy(), 2, 0.1,
+                                            0.01, 0, hyper, 1, sc),
         ("updates", "fused_sparse_update"): (
             W, b, A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32), np.array([1, 0]),
-            Z[:, :4], W.copy(), b.copy(), b.copy(), np.zeros(4, np.int64),
-            np.zeros(3, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0, hyper,
-            False),
+            Z[:, :4], state, 0, 12, b.copy(), np.zeros(4, np.int64),
+            np.zeros(3, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0.01, 0,
+            hyper, 1, sc),
+        ("updates", "_adaptive_region"): (1, p, p.copy(), state, 0, s, s, adam, sc),
+        ("updates", "regularize_gradient"): (np.ones(16, f), np.ones(16, f),
+                                             np.array([[0, 12, 3, 4]], np.int64), 2, 0.01,
+                                             0.5),
+        ("updates", "max_norm_columns"): (W.copy(), 0.5, b.copy()),
     }
 
 
@@ -72,3 +80,18 @@ def test_float32_loops_have_no_float64_arithmetic(module, name):
     (ir,) = fresh.inspect_llvm().values()
     for op in ("fadd double", "fmul double", "fsub double", "fdiv double", "fpext float"):
         assert op not in ir, op
+
+
+def test_float32_gelu_calls_single_precision_erf():
+    """math.erf on float32 lowers to libm's erff, not to erf on a widened double."""
+    import numba
+
+    from fastnn.kernels import activations as ka
+    f = np.float32
+    Z = np.ones((2, 3), f)
+    for kernel, args in ((ka.activate, (Z, Z.copy(), ka.GELU, f(0.01))),
+                         (ka.mul_derivative, (Z.copy(), Z, ka.GELU, f(0.01)))):
+        fresh = numba.njit(kernel.py_func)
+        fresh(*args)
+        (ir,) = fresh.inspect_llvm().values()
+        assert "@erff" in ir and "@erf(" not in ir and "fpext float" not in ir

@@ -122,7 +122,7 @@ def test_linear_schedule():
     (["--dataset", "cifar10"], "--dataset"),
     (["--data", "/nonexistent/mnist"], "no such directory"),
     (["--save", "/nonexistent/dir/model.npz"], "does not exist"),
-    (["--activation", "swish"], "--activation"),
+    (["--activation", "mish"], "--activation"),
     (["--output", "sigmoid", "--cost", "log_likelihood"], "--cost"),
     (["--nesterov"], "momentum"),
     (["--limit", "60000", "--epochs", "1"], "--limit"),

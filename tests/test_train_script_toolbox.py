@@ -98,7 +98,7 @@ def test_full_batch_optimizers(name):
 # --- bad arguments --------------------------------------------------------------------------
 @pytest.mark.parametrize("args, needle", [
     (["--schedule", "triangle"], "--schedule"),
-    (["--optimizer", "adamw"], "--optimizer"),
+    (["--optimizer", "lamb"], "--optimizer"),
     (["--early-stopping", "0"], "--early-stopping"),
     (["--early-stopping", "two"], "--early-stopping"),
     (["--warmup", "-1"], "--warmup"),

@@ -5,11 +5,20 @@ maps the public names onto them. Derivatives are written in terms of the layer's
 *output* ``a`` (as scikit-learn does), so the backward pass needs no stored ``z``:
 
     sigmoid  a(1-a)      tanh  1-a^2      relu  [a>0]      leaky_relu  [a>0] + slope*[a<=0]
+    elu      [a>0] + (a+1)*[a<=0]        (alpha = 1: f'(z) = e^z = a + 1 for z <= 0)
 
 (for leaky_relu with slope > 0, ``a > 0`` exactly when ``z > 0``; the public API
-requires slope >= 0).  The branch on the code sits outside the element loops so
-that each loop is a plain vectorisable body.
+requires slope >= 0).  GELU and SiLU are not monotonic, so ``a`` does not determine
+``z``: for them (``keeps_z(code)``) the layer keeps its pre-activation ``Z`` beside
+``A`` and the derivative is written in terms of ``z`` (see ``mul_derivative``):
+
+    gelu  Phi(z) + z phi(z)   (exact erf form)      silu  s(z) (1 + z (1 - s(z)))
+
+The branch on the code sits outside the element loops so that each loop is a plain
+vectorisable body.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -21,6 +30,19 @@ TANH = 2
 RELU = 3
 LEAKY_RELU = 4
 SOFTMAX = 5
+ELU = 6
+GELU = 7
+SILU = 8
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(cache=True, inline="always")
+def keeps_z(code):
+    """Whether a hidden layer with activation ``code`` keeps ``Z`` for its derivative
+    (GELU, SiLU); the others are activated in place and differentiated from ``A``."""
+    return code == GELU or code == SILU
 
 
 @njit(cache=True, inline="always")
@@ -60,6 +82,25 @@ def activate(Z, A, code, slope):
             for j in range(m):
                 z = Z[b, j]
                 A[b, j] = z if z > zero else slope * z
+    elif code == ELU:  # alpha = 1; expm1 keeps the digits of small |z|
+        zero = like(slope, 0.0)
+        for b in range(B):
+            for j in range(m):
+                z = Z[b, j]
+                A[b, j] = z if z > zero else np.expm1(z)
+    elif code == GELU:  # z Phi(z), Phi(z) = (1 + erf(z / sqrt 2)) / 2; erff for float32
+        half = like(slope, 0.5)
+        one = like(slope, 1.0)
+        r2 = like(slope, _SQRT1_2)
+        for b in range(B):
+            for j in range(m):
+                z = Z[b, j]
+                A[b, j] = half * z * (one + math.erf(z * r2))
+    elif code == SILU:
+        for b in range(B):
+            for j in range(m):
+                z = Z[b, j]
+                A[b, j] = z * sigmoid(z)
     elif code == SOFTMAX:
         # a_j = exp(z_j - max z) / sum_k exp(z_k - max z): the shift keeps exp <= 1.
         for b in range(B):
@@ -78,7 +119,9 @@ def activate(Z, A, code, slope):
 
 @njit(cache=True)
 def mul_derivative(D, A, code, slope):
-    """``D *= f'(z)``, with ``f'`` written in terms of the output ``A = f(z)``.
+    """``D *= f'(z)``, with ``f'`` written in terms of the output ``A = f(z)`` -- or, for
+    the codes that keep ``z`` (``keeps_z``: GELU, SiLU), of the pre-activation: pass
+    ``Z`` as ``A`` for those.
 
     Not defined for softmax, whose Jacobian is not diagonal (see ``dense.output_delta``).
     """
@@ -104,3 +147,22 @@ def mul_derivative(D, A, code, slope):
             for j in range(m):
                 d = D[b, j]
                 D[b, j] = d if A[b, j] > zero else d * slope
+    elif code == ELU:
+        for b in range(B):
+            for j in range(m):
+                a = A[b, j]
+                D[b, j] *= one if a > zero else a + one
+    elif code == GELU:  # A holds z: Phi(z) + z phi(z)
+        half = like(slope, 0.5)
+        r2 = like(slope, _SQRT1_2)
+        c = like(slope, _INV_SQRT_2PI)
+        for b in range(B):
+            for j in range(m):
+                z = A[b, j]
+                D[b, j] *= half * (one + math.erf(z * r2)) + z * c * np.exp(-half * z * z)
+    elif code == SILU:  # A holds z: s (1 + z (1 - s))
+        for b in range(B):
+            for j in range(m):
+                z = A[b, j]
+                s = sigmoid(z)
+                D[b, j] *= s * (one + z * (one - s))

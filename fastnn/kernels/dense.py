@@ -177,7 +177,8 @@ def gradients(A_in, D, gW, gb, use_blas):
 @njit(cache=True, inline="always")
 def backprop_delta(D, W, A_prev, code, slope, D_prev, use_blas, wt):
     """``D_prev = (D @ W.T) * f'(A_prev)``: the delta of the layer below, with BLAS if
-    ``use_blas``, else ``backprop_delta_loops``."""
+    ``use_blas``, else ``backprop_delta_loops``. ``A_prev`` is only read by
+    ``mul_derivative``: for the codes that keep ``z`` (GELU, SiLU) pass the layer's ``Z``."""
     if not use_blas:
         backprop_delta_loops(D, W, A_prev, code, slope, D_prev, wt)
         return

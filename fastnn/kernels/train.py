@@ -18,10 +18,11 @@ import numpy as np
 from numba import njit
 
 from ._numeric import like
-from .activations import activate
+from .activations import activate, keeps_z
 from .dense import (backprop_delta, backprop_delta_loops, forward, forward_loops,
                     forward_sparse, gradients, output_delta)
-from .updates import apply_update, fused_layer_update, fused_sparse_update
+from .updates import (apply_update, fused_layer_update, fused_sparse_update,
+                      max_norm_columns, regularize_gradient, step_scalars)
 
 
 @njit(cache=True, inline="always")
@@ -50,13 +51,20 @@ def _max_width(layout):
 
 
 @njit(cache=True, inline="always")
-def _layer_out(layout, l, B, acts, offs, Zout):
+def _layer_out(layout, codes, l, B, acts, offs, Zout):
     """Where layer ``l`` writes: ``(Z, A)``; hidden layers are activated in place
-    (``Z`` is ``A``), the output keeps its pre-activation in ``Zout`` for a log-safe cost."""
+    (``Z`` is ``A``), the output keeps its pre-activation in ``Zout`` for a log-safe cost.
+
+    A hidden layer whose derivative needs ``z`` (``keeps_z``: GELU, SiLU) keeps ``Z`` in
+    the room after the activations that ``_workspace`` adds only when such a layer
+    exists; ``Z`` is also what its ``mul_derivative`` reads (``_layer_out(...)[0]``)."""
     m = layout[l, 3]
+    L = layout.shape[0]
     A = _block(acts, offs[l + 1], B, m)
-    if l == layout.shape[0] - 1:
+    if l == L - 1:
         return _block(Zout, 0, B, m), A
+    if keeps_z(codes[l]):
+        return _block(acts, offs[L + 1] + offs[l + 1] - offs[1], B, m), A
     return A, A
 
 
@@ -73,7 +81,7 @@ def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
     A_prev = A0
     for l in range(L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-        Z, A = _layer_out(layout, l, B, acts, offs, Zout)
+        Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
         forward(A_prev, _block(params, w_off, n, m), params[b_off:b_off + m], Z, use_blas,
                 l == 0 and offs[0] == 0)   # raw inputs only: offs[0] is 0 in the full table
         activate(Z, A, codes[l], slope)
@@ -99,7 +107,9 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
         gradients(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
         if l > 0:
             D_prev = _block(D2 if in_d1 else D1, 0, B, n)
-            backprop_delta(D, _block(params, w_off, n, m), A_in, codes[l - 1], slope,
+            # the derivative reads A_in, or the kept Z for keeps_z codes (_layer_out)
+            Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
+            backprop_delta(D, _block(params, w_off, n, m), Z_in, codes[l - 1], slope,
                            D_prev, use_blas, wt)
             D = D_prev
             in_d1 = not in_d1
@@ -160,13 +170,20 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
 
 
 @njit(cache=True)
-def _workspace(params, layout, chunk):
-    """Buffers for chunks of up to ``chunk`` rows, allocated once per kernel call."""
+def _workspace(params, layout, codes, chunk):
+    """Buffers for chunks of up to ``chunk`` rows, allocated once per kernel call.
+
+    ``acts`` holds each layer's activations at ``offs``; if a hidden layer keeps ``z``
+    (``keeps_z``), room for the hidden layers' ``Z`` follows (see ``_layer_out``)."""
     L = layout.shape[0]
     offs = _act_offsets(layout, chunk)
     width = max(_max_width(layout), layout[0, 2])
     m_out = layout[L - 1, 3]
-    acts = np.empty(offs[L + 1], params.dtype)
+    zroom = 0
+    for l in range(L - 1):
+        if keeps_z(codes[l]):
+            zroom = offs[L] - offs[1]
+    acts = np.empty(offs[L + 1] + zroom, params.dtype)
     Zout = np.empty(chunk * m_out, params.dtype)
     D1 = np.empty(chunk * width, params.dtype)
     D2 = np.empty(chunk * width, params.dtype)
@@ -180,12 +197,18 @@ def _workspace(params, layout, chunk):
 
 
 def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
-                batch_size, chunk, blas_min, l2, opt_code, hyper, state, step, indptr,
-                indices):
+                batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm, opt_code, hyper,
+                state, step, indptr, indices):
     """Train on the samples ``X[order]`` in mini-batches of ``batch_size``, in order.
 
     ``indptr``/``indices`` are the CSR index of ``X``'s non-zeros (see ``nonzero_index``)
     or empty; small batches then read only non-zero inputs.
+
+    ``l2`` and ``l1`` add ``l2*w`` and ``l1*sign(w)`` to the mean gradient of the weights;
+    ``max_norm > 0`` rescales each unit's incoming weights to at most that norm after
+    every step; ``clip_norm > 0`` clips the mean data gradient to that global norm
+    before the regularisers (it needs the whole gradient, so it always takes
+    ``train_epoch_blas``, whose loops serve small chunks); 0 turns either off.
 
     The last batch may be smaller; its gradient is averaged over its own size. ``step``
     (an int64 array of one element) counts optimizer steps and is advanced here.
@@ -200,19 +223,19 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     first epoch of a 784-100-10 batch-32 fit compiled in 44 s with both paths in one
     kernel, of which the unused BLAS path took ~7 s.
     """
-    if batch_size <= chunk and batch_size < blas_min:
+    if batch_size <= chunk and batch_size < blas_min and clip_norm == 0:
         return train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels,
-                                 use_labels, order, batch_size, chunk, l2, opt_code, hyper,
-                                 state, step, indptr, indices)
+                                 use_labels, order, batch_size, chunk, l2, l1, max_norm,
+                                 opt_code, hyper, state, step, indptr, indices)
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
-                            use_labels, order, batch_size, chunk, blas_min, l2, opt_code,
-                            hyper, state, step)
+                            use_labels, order, batch_size, chunk, blas_min, l2, l1, max_norm,
+                            clip_norm, opt_code, hyper, state, step)
 
 
 @njit(cache=True)
 def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                      order, batch_size, chunk, l2, opt_code, hyper, state, step, indptr,
-                      indices):
+                      order, batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state,
+                      step, indptr, indices):
     """``train_epoch`` for small batches (at most one chunk, the loops, no BLAS).
 
     Each batch is gathered, run forward, and then each layer's gradient is applied as
@@ -228,7 +251,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     re-optimises every callee's code in each caller, so each level of calls costs
     compile time (one level less saved ~7 s of a ~40 s cold compile).
     """
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     nsamp = order.size
     loss = 0.0
     correct = 0
@@ -241,18 +264,18 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     pos = np.empty(n0, np.int64)
     tb = np.empty(batch_size * n0 if sparse else 0, np.int64)
     ta = np.empty(batch_size * n0 if sparse else 0, params.dtype)
-    vel = state[0]
     for s in range(0, nsamp, batch_size):
         e = min(nsamp, s + batch_size)
         rows = order[s:e]
         B = e - s
-        first = step[0] == 0
+        t = step[0]
+        sc = step_scalars(opt_code, hyper, t)
         A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
         # forward (the loops of forward_chunk, written out: one call level less)
         A_prev = A0
         for l in range(L):
             w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-            Z, A = _layer_out(layout, l, B, acts, offs, Zout)
+            Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
             W = _block(params, w_off, n, m)
             if l == 0 and sparse:  # the first layer from the CSR index
                 forward_sparse(X, indptr, indices, rows, W, params[b_off:b_off + m], Z)
@@ -275,16 +298,18 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             D_prev = D
             if l > 0:  # the delta below needs the old W: compute it before updating W
                 D_prev = _block(D2 if in_d1 else D1, 0, B, n)
-                backprop_delta_loops(D, W, A_in, codes[l - 1], slope, D_prev, wt)
+                Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
+                backprop_delta_loops(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
             if l == 0 and sparse:
                 fused_sparse_update(W, params[b_off:b_off + m], X, indptr, indices, rows, D,
-                                    _block(vel, w_off, n, m), vel[b_off:b_off + m], grow,
-                                    cnt, pos, tb, ta, B, l2, opt_code, hyper, first)
+                                    state, w_off, b_off, grow, cnt, pos, tb, ta, B, l2, l1,
+                                    opt_code, hyper, t, sc)
             else:
-                fused_layer_update(W, params[b_off:b_off + m], A_in, D,
-                                   _block(vel, w_off, n, m), vel[b_off:b_off + m], grow, B,
-                                   l2, opt_code, hyper, first)
+                fused_layer_update(W, params[b_off:b_off + m], A_in, D, state, w_off, b_off,
+                                   grow, B, l2, l1, opt_code, hyper, t, sc)
+            if max_norm > 0:
+                max_norm_columns(W, max_norm, grow)
             D = D_prev
         step[0] += 1
         loss += lo
@@ -294,10 +319,13 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
 
 @njit(cache=True)
 def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                     order, batch_size, chunk, blas_min, l2, opt_code, hyper, state, step):
+                     order, batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm,
+                     opt_code, hyper, state, step):
     """``train_epoch`` for larger batches: the summed gradient of each batch, chunk by
-    chunk (BLAS for chunks of at least ``blas_min`` rows), then one optimizer step."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
+    chunk (BLAS for chunks of at least ``blas_min`` rows), then one optimizer step
+    (after gradient clipping and the L1 term, if any; followed by the max-norm
+    constraint, if any)."""
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     grad = np.empty(params.size, params.dtype)
     gtmp = np.empty(params.size if batch_size > chunk else 0, params.dtype)
     n = order.size
@@ -310,7 +338,13 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
                                 D1, D2, wt, Tws, labws, grad, gtmp)
         if not math.isfinite(lo):
             return loss, correct, s
+        if clip_norm > 0 or l1 > 0:
+            regularize_gradient(params, grad, layout, e - s, l1, clip_norm)
         apply_update(params, grad, layout, e - s, l2, opt_code, hyper, state, step[0])
+        if max_norm > 0:
+            for l in range(layout.shape[0]):
+                max_norm_columns(_block(params, layout[l, 0], layout[l, 2], layout[l, 3]),
+                                 max_norm, grad)   # grad is free until the next batch
         step[0] += 1
         loss += lo
         correct += co
@@ -321,7 +355,7 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
 def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       chunk, blas_min, grad):
     """Summed cost and summed gradient over all of ``X`` (no regularisation, not averaged)."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     gtmp = np.empty_like(params)
     rows = np.arange(X.shape[0])
     loss, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
@@ -334,7 +368,7 @@ def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use
 def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
              blas_min):
     """Summed cost and number of correct argmax predictions (labels only) over ``X``."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     L = layout.shape[0]
     m_out = layout[L - 1, 3]
     n = X.shape[0]
@@ -358,7 +392,7 @@ def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
 @njit(cache=True)
 def predict(params, layout, codes, slope, X, out, chunk, blas_min):
     """``out = network(X)``: the output activations, computed chunk by chunk."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, chunk)
+    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     n = X.shape[0]
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)

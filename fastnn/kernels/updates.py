@@ -3,14 +3,25 @@
 ``apply_update`` walks the layer table and updates each layer's weights (with the L2
 term) and biases (without it). Update rules are integer codes; hyper-parameters come
 in a float64 array and are cast to the buffer's dtype; the optimizer's state is a 2-D
-array ``state[k, p]`` in the buffer's dtype (SGD uses row 0 for the velocity).
+array ``state[k, p]`` in the buffer's dtype (SGD uses row 0 for the velocity; Adam rows
+0-2 for exp_avg, exp_avg_sq, max_exp_avg_sq (used with amsgrad); RMSprop 0-2 for square_avg,
+grad_avg and the momentum buffer; Adagrad row 0 for the sum of squares).
+
+The adaptive rules (Adam/AdamW, RMSprop, Adagrad) follow ``torch.optim``'s formulas. Their
+step-dependent scalars (bias corrections, Adagrad's decayed rate, AdamW's decay factor)
+are computed once per step in float64 by ``step_scalars``, as PyTorch computes them in
+Python floats, and the element loops only see them cast to the buffer's dtype.
 """
+import numpy as np
 from numba import njit
 
 from ._numeric import like
 from .dense import axpy, axpy4, axpy_all
 
 SGD = 0
+ADAM = 1       # AdamW is ADAM with the decoupled flag
+RMSPROP = 2
+ADAGRAD = 3
 
 # _online_note: at batch size 1 with plain SGD and no L2, PyTorch's step on a weight is
 # w -= lr * ((a * d) / 1 + 0 * w). Dividing by 1 is exact and adding 0 * w (a zero, w
@@ -77,12 +88,138 @@ def _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first):
     _sgd_region(bias, gr, vb, 0, m, inv_b, like(bias, 0.0), lr, mu, damp, nesterov, first)
 
 
+@njit(cache=True, inline="always")
+def step_scalars(opt_code, hyper, step):
+    """The step-dependent scalars of the adaptive rules, in float64 (as PyTorch computes
+    them in Python floats), for the step after ``step`` steps:
+
+    - Adam/AdamW: ``(lr / (1 - beta1**t), sqrt(1 - beta2**t), 1 - lr * weight_decay)``;
+    - Adagrad: ``(lr / (1 + (t - 1) * lr_decay), 0, 0)``;
+    - otherwise zeros.
+    """
+    t = float(step + 1)
+    lr = hyper[0]
+    if opt_code == ADAM:
+        bc1 = 1.0 - hyper[1] ** t
+        bc2 = 1.0 - hyper[2] ** t
+        return lr / bc1, bc2 ** 0.5, 1.0 - lr * hyper[4]
+    if opt_code == ADAGRAD:
+        return lr / (1.0 + (t - 1.0) * hyper[1]), 0.0, 0.0
+    return 0.0, 0.0, 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _adaptive_region(opt_code, w, gr, state, o, inv_b, l2, hyper, sc):
+    """One step of Adam/AdamW, RMSprop or Adagrad on ``w`` (a zero-based slice of the
+    parameters at offset ``o`` of the buffer) from the summed gradient ``gr``.
+
+    ``g = gr/B + l2*w`` is the gradient of fastnn's cost; ``weight_decay`` is then added
+    as PyTorch does (``g += wd*w``; AdamW instead multiplies ``w`` by ``1 - lr*wd``).
+    ``state`` is the optimizer's whole ``(n_state, n_params)`` array, ``sc`` the tuple of
+    ``step_scalars``; the rest is ``torch.optim``'s single-tensor code, element by element
+    (``lerp`` as ``m + (1 - beta)*(g - m)``, ``addcdiv``/``addcmul`` in PyTorch's order;
+    RMSprop without momentum rounds ``w - lr*(g/d)`` where PyTorch has ``w - (lr*g)/d``).
+
+    One branch-free loop per rule: the options only set factors outside it (amsgrad's
+    running maximum is multiplied by 0 when off, RMSprop's grad_avg by 0 when not
+    centered and its momentum buffer by 0 without momentum; every row is kept, so the
+    rows never alias). Measured, the branchy loops (LLVM unswitches each option into a
+    copy of the loop) cost ~2 s of compile time in each caller. ``error_model="numpy"``:
+    Python's zero-division check in each division kept the loops from vectorising
+    (Adam, 784-100-10 float32 at batch 1: 0.76 ms a step with it, 0.22 ms without).
+    """
+    m = w.size
+    K = state.shape[0]
+    s0 = state[0][o:o + m]
+    s1 = state[min(1, K - 1)][o:o + m]
+    s2 = state[min(2, K - 1)][o:o + m]
+    one = like(inv_b, 1.0)
+    zero = like(inv_b, 0.0)
+    if opt_code == ADAM:
+        decoupled = hyper[6] != 0.0
+        wd = zero if decoupled else like(inv_b, hyper[4])
+        decay = like(inv_b, sc[2]) if decoupled else one
+        ams = one if hyper[5] != 0.0 else zero  # amsgrad: max(0, v) = v when off
+        eps = like(inv_b, hyper[3])
+        b2 = like(inv_b, hyper[2])
+        c1 = like(inv_b, hyper[7])
+        c2 = like(inv_b, hyper[8])
+        neg_step = -like(inv_b, sc[0])
+        bc2s = like(inv_b, sc[1])
+        for j in range(m):
+            x = w[j]
+            g = gr[j] * inv_b + l2 * x + wd * x
+            x = x * decay
+            mj = s0[j]
+            mj = mj + c1 * (g - mj)
+            s0[j] = mj
+            v = s1[j] * b2 + c2 * g * g
+            s1[j] = v
+            v = max(ams * s2[j], v)
+            s2[j] = v
+            w[j] = x + neg_step * mj / (np.sqrt(v) / bc2s + eps)
+    elif opt_code == RMSPROP:
+        # rows: 0 square_avg, 1 grad_avg, 2 momentum buffer (all three always kept)
+        neg_lr = -like(inv_b, hyper[0])
+        alpha = like(inv_b, hyper[1])
+        eps = like(inv_b, hyper[2])
+        wd = like(inv_b, hyper[3])
+        mom = like(inv_b, hyper[4])
+        cen = one if hyper[5] != 0.0 else zero
+        c = like(inv_b, hyper[6])
+        for j in range(m):
+            x = w[j]
+            g = gr[j] * inv_b + l2 * x + wd * x
+            sq = s0[j] * alpha + c * g * g
+            s0[j] = sq
+            a = s1[j]
+            a = cen * (a + c * (g - a))          # stays 0 when not centered
+            s1[j] = a
+            avg = np.sqrt(sq + (-one) * a * a) + eps
+            b = s2[j] * mom + g / avg            # = g / avg without momentum
+            s2[j] = b
+            w[j] = x + neg_lr * b
+    elif opt_code == ADAGRAD:
+        wd = like(inv_b, hyper[2])
+        eps = like(inv_b, hyper[3])
+        neg_clr = -like(inv_b, sc[0])
+        for j in range(m):
+            x = w[j]
+            g = gr[j] * inv_b + l2 * x + wd * x
+            sq = s0[j] + g * g
+            s0[j] = sq
+            w[j] = x + neg_clr * g / (np.sqrt(sq) + eps)
+
+
+@njit(cache=True, inline="always")
+def _add_l1(gr, w, l1b):
+    """``gr += l1b * sign(w)`` (sign(0) = 0): the L1 term on a summed gradient row."""
+    zero = like(l1b, 0.0)
+    for j in range(gr.size):
+        x = w[j]
+        gr[j] += l1b if x > zero else (-l1b if x < zero else zero)
+
+
+@njit(cache=True, inline="always")
+def _sum_rows(gr, D):
+    """``gr = sum_b D[b]`` (the bias gradient), summed in batch order."""
+    m = gr.size
+    for j in range(m):
+        gr[j] = D[0, j]
+    for b in range(1, D.shape[0]):
+        d = D[b]
+        for j in range(m):
+            gr[j] += d[j]
+
+
 @njit(cache=True)
 def apply_update(params, grad, layout, batch, l2, opt_code, hyper, state, step):
     """One optimizer step from the summed batch gradient ``grad`` of ``batch`` samples.
 
     ``layout[l] = (w_off, b_off, fan_in, fan_out)``; L2 applies to weights only.
-    ``step`` is the number of steps taken before this one (0 on the first).
+    ``step`` is the number of steps taken before this one (0 on the first). The adaptive
+    rules' per-step scalars are computed here in float64 (``step_scalars``, once per
+    step); the element loops see them cast to the buffer's dtype.
     """
     inv_b = like(params, 1.0) / like(params, batch)
     l2c = like(params, l2)
@@ -106,10 +243,20 @@ def apply_update(params, grad, layout, batch, l2, opt_code, hyper, state, step):
             e = b_off + m
             _sgd_region(params[b_off:e], grad[b_off:e], vel[b_off:e], 0, m, inv_b, zero, lr,
                         mu, damp, nesterov, first)
+        return
+    sc = step_scalars(opt_code, hyper, step)
+    for r in range(2 * layout.shape[0]):   # weights then biases of each layer: one call
+        l = r // 2                         # site, as each costs compile time
+        if r % 2 == 0:
+            a, e, l2r = layout[l, 0], layout[l, 1], l2c
+        else:
+            a, e, l2r = layout[l, 1], layout[l, 1] + layout[l, 3], zero
+        _adaptive_region(opt_code, params[a:e], grad[a:e], state, a, inv_b, l2r, hyper, sc)
 
 
 @njit(cache=True)
-def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, first):
+def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, opt_code,
+                       hyper, step, sc):
     """Gradient and update of one dense layer in a single pass, row by row.
 
     For each input unit ``i`` the gradient row ``g = sum_b A_in[b, i] * D[b, :]`` is
@@ -117,8 +264,13 @@ def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, 
     update rule is applied to ``W[i]`` at once, so no full gradient buffer is written,
     zeroed or read back: the result is bitwise that of ``gradients`` + ``apply_update``.
     A row whose inputs are all zero in this batch has a zero gradient; with plain SGD
-    and no L2 it would not change at all, so it is skipped — on MNIST at batch size 1
-    that skips ~80% of the first layer's rows (the zero pixels).
+    and no L2 or L1 it would not change at all, so it is skipped — on MNIST at batch
+    size 1 that skips ~80% of the first layer's rows (the zero pixels). The adaptive
+    rules update every row (a zero gradient still moves their state and the weights).
+
+    ``W`` and ``bias`` start at offsets ``w_off`` and ``b_off`` of the parameter buffer
+    (and of each row of ``state``); ``step`` is the number of steps taken before this
+    one and ``sc`` its ``step_scalars``.
 
     Must run after the layer below's delta has been computed from the old ``W``.
     """
@@ -126,58 +278,81 @@ def fused_layer_update(W, bias, A_in, D, VW, vb, g, batch, l2, opt_code, hyper, 
     m = D.shape[1]
     zero = like(W, 0.0)
     gr = g[:m]
-    if opt_code == SGD:
-        inv_b, l2c, lr, mu, damp, nesterov, sparse_ok = _sgd_layer_setup(W, batch, l2, hyper)
-        if B == 1 and sparse_ok:
-            # Online plain SGD: row i changes by lr * ((a_i * d) * inv_b + l2*w) — the
-            # same operations as below with gr = a_i * d, so the same bits — and only
-            # where a_i != 0, without the gradient buffer. Measured on a 100 -> 10 relu
-            # layer at batch 1 (an MNIST epoch): 0.071 s before, see docs/benchmarks.md.
-            d = D[0]
-            a_in = A_in[0]
-            for i in range(n):
-                a = a_in[i]
-                if a == 0:
-                    continue
-                w = W[i]
-                for j in range(m):
-                    w[j] -= lr * (a * d[j])   # see _online_note
-            _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first)
-            return
+    inv_b = like(W, 1.0) / like(W, batch)
+    l2c = like(W, l2)
+    l1b = like(W, l1) * like(W, batch)   # the L1 term of a summed gradient
+    lr, mu, damp, nesterov = _sgd_hyper(W, hyper)
+    sgd = opt_code == SGD
+    sparse_ok = sgd and mu == 0 and l2c == 0 and l1b == 0
+    first = step == 0
+    vel = state[0]
+    VW = vel[w_off:w_off + n * m].reshape(n, m)
+    if B == 1 and sparse_ok:
+        # Online plain SGD: row i changes by lr * ((a_i * d) * inv_b + l2*w) — the
+        # same operations as below with gr = a_i * d, so the same bits — and only
+        # where a_i != 0, without the gradient buffer. Measured on a 100 -> 10 relu
+        # layer at batch 1 (an MNIST epoch): 0.071 s before, see docs/benchmarks.md.
+        d = D[0]
+        a_in = A_in[0]
         for i in range(n):
-            nonzero = False
-            for b in range(B):
-                if A_in[b, i] != 0:
-                    nonzero = True
-                    break
-            if not nonzero and sparse_ok:
-                continue  # zero gradient, plain SGD, no decay: w is unchanged exactly
-            gr[:] = zero
-            if nonzero:
-                # All samples, zeros included: a zero a_bi adds an exact 0 to gr, so this
-                # rounds like summing the non-zero terms only (the sparse path), and a
-                # second, branchy specialisation of the sum cost ~1.4 s of compile time.
-                axpy_all(gr, A_in[:, i], D)
+            a = a_in[i]
+            if a == 0:
+                continue
+            w = W[i]
+            for j in range(m):
+                w[j] -= lr * (a * d[j])   # see _online_note
+        _sgd_bias(bias, D, vel[b_off:b_off + m], gr, inv_b, lr, mu, damp, nesterov, first)
+        return
+    for i in range(n):
+        nonzero = False
+        for b in range(B):
+            if A_in[b, i] != 0:
+                nonzero = True
+                break
+        if not nonzero and sparse_ok:
+            continue  # zero gradient, plain SGD, no decay: w is unchanged exactly
+        gr[:] = zero
+        if nonzero:
+            # All samples, zeros included: a zero a_bi adds an exact 0 to gr, so this
+            # rounds like summing the non-zero terms only (the sparse path), and a
+            # second, branchy specialisation of the sum cost ~1.4 s of compile time.
+            axpy_all(gr, A_in[:, i], D)
+        if l1b != 0:
+            _add_l1(gr, W[i], l1b)
+        if sgd:
             _sgd_region(W[i], gr, VW[i], 0, m, inv_b, l2c, lr, mu, damp, nesterov, first)
-        _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first)
+        else:
+            _adaptive_region(opt_code, W[i], gr, state, w_off + i * m, inv_b, l2c, hyper, sc)
+    if sgd:
+        _sgd_bias(bias, D, vel[b_off:b_off + m], gr, inv_b, lr, mu, damp, nesterov, first)
+    else:
+        _sum_rows(gr, D)
+        _adaptive_region(opt_code, bias, gr, state, b_off, inv_b, zero, hyper, sc)
 
 
 @njit(cache=True)
-def fused_sparse_update(W, bias, X, indptr, indices, rows, D, VW, vb, g, cnt, pos, tb, ta,
-                        batch, l2, opt_code, hyper, first):
+def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_off, g, cnt,
+                        pos, tb, ta, batch, l2, l1, opt_code, hyper, step, sc):
     """``fused_layer_update`` for the first layer, reading the batch's inputs from the
     CSR index of ``X`` instead of a dense block.
 
     A counting sort by input unit lists, for each row ``i`` of ``W``, the samples of the
     batch (in batch order) whose input ``i`` is non-zero, so each gradient row is summed
-    in the same order as the dense path and rows no sample touches cost nothing.
+    in the same order as the dense path and rows no sample touches cost nothing (with
+    plain SGD and no L2 or L1; other rules update every row).
     """
     B = rows.size
     n = W.shape[0]
     m = D.shape[1]
-    if opt_code != SGD:
-        return
-    inv_b, l2c, lr, mu, damp, nesterov, sparse_ok = _sgd_layer_setup(W, batch, l2, hyper)
+    inv_b = like(W, 1.0) / like(W, batch)
+    l2c = like(W, l2)
+    l1b = like(W, l1) * like(W, batch)
+    lr, mu, damp, nesterov = _sgd_hyper(W, hyper)
+    sgd = opt_code == SGD
+    sparse_ok = sgd and mu == 0 and l2c == 0 and l1b == 0
+    first = step == 0
+    vel = state[0]
+    VW = vel[w_off:w_off + n * m].reshape(n, m)
     if B == 1 and sparse_ok:
         # Online plain SGD: the gradient row of input i is x_i * D[0] and only the
         # sample's non-zero inputs have one, so walk them directly, without the sort.
@@ -228,5 +403,69 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, VW, vb, g, cnt, po
         while q < end:
             axpy(gr, ta[q], D[tb[q]])
             q += 1
-        _sgd_region(W[i], gr, VW[i], 0, m, inv_b, l2c, lr, mu, damp, nesterov, first)
-    _sgd_bias(bias, D, vb, gr, inv_b, lr, mu, damp, nesterov, first)
+        if l1b != 0:
+            _add_l1(gr, W[i], l1b)
+        if sgd:
+            _sgd_region(W[i], gr, VW[i], 0, m, inv_b, l2c, lr, mu, damp, nesterov, first)
+        else:
+            _adaptive_region(opt_code, W[i], gr, state, w_off + i * m, inv_b, l2c, hyper, sc)
+    if sgd:
+        _sgd_bias(bias, D, vel[b_off:b_off + m], gr, inv_b, lr, mu, damp, nesterov, first)
+    else:
+        _sum_rows(gr, D)
+        _adaptive_region(opt_code, bias, gr, state, b_off, inv_b, zero, hyper, sc)
+
+
+@njit(cache=True)
+def regularize_gradient(params, grad, layout, batch, l1, clip_norm):
+    """Before a step from the summed gradient ``grad`` of ``batch`` samples:
+
+    - ``clip_norm > 0``: scale ``grad`` so that the mean gradient's global 2-norm is at
+      most ``clip_norm``, as ``torch.nn.utils.clip_grad_norm_`` (multiplied by
+      ``min(1, clip_norm / (norm + 1e-6))``);
+    - then ``l1 > 0``: add ``batch * l1 * sign(w)`` on the weights (not biases), the
+      gradient of the L1 penalty ``l1 * sum|w|`` (sign(0) = 0).
+    """
+    if clip_norm > 0:
+        s = like(grad, 0.0)
+        for p in range(grad.size):
+            s += grad[p] * grad[p]
+        total = np.sqrt(s) / like(grad, batch)
+        coef = like(grad, clip_norm) / (total + like(grad, 1e-6))
+        if coef < like(grad, 1.0):
+            for p in range(grad.size):
+                grad[p] *= coef
+    if l1 > 0:
+        l1b = like(params, l1) * like(params, batch)
+        for l in range(layout.shape[0]):
+            w_off = layout[l, 0]
+            e = w_off + layout[l, 2] * layout[l, 3]
+            _add_l1(grad[w_off:e], params[w_off:e], l1b)
+
+
+@njit(cache=True)
+def max_norm_columns(W, max_norm, buf):
+    """Rescale each column of ``W`` (a unit's incoming weights) whose 2-norm exceeds
+    ``max_norm`` to norm ``max_norm``; ``buf`` holds at least ``W.shape[1]`` values."""
+    n, m = W.shape
+    c = like(W, max_norm)
+    one = like(W, 1.0)
+    sq = buf[:m]
+    sq[:] = like(W, 0.0)
+    for i in range(n):
+        w = W[i]
+        for j in range(m):
+            sq[j] += w[j] * w[j]
+    over = False
+    for j in range(m):
+        norm = np.sqrt(sq[j])
+        if norm > c:
+            sq[j] = c / norm
+            over = True
+        else:
+            sq[j] = one
+    if over:
+        for i in range(n):
+            w = W[i]
+            for j in range(m):
+                w[j] *= sq[j]
