@@ -59,6 +59,12 @@ class Optimizer:
             self.step[...] = step
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool; got {value!r}")
+    return bool(value)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and dampening.
 
@@ -105,11 +111,9 @@ class SGD(Optimizer):
         self.lr = check_real("lr", lr, 0.0, low_open=True)
         self.momentum = check_real("momentum", momentum, 0.0)
         self.dampening = check_real("dampening", dampening, 0.0, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool; got {nesterov!r}")
-        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+        self.nesterov = _check_bool("nesterov", nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
-        self.nesterov = bool(nesterov)
 
     def hyper(self):
         return np.array([self.lr, self.momentum, self.dampening, float(self.nesterov)])
@@ -124,12 +128,6 @@ _WEIGHT_DECAY_DOC = """weight_decay : float, default {default}
         ``fit``'s ``l2`` (weights only) is the one to use for Nielsen-style L2
         regularisation. With both, ``l2 * w`` is part of the gradient ``g`` that
         weight decay then acts on."""
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool; got {value!r}")
-    return bool(value)
 
 
 def _check_betas(betas):
