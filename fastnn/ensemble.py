@@ -159,12 +159,7 @@ class Ensemble:
         """Class indices of the averaged probabilities for classifiers (a single sigmoid
         output fitted on 0/1 labels: 1 where the average exceeds 0.5), else the averaged
         output values, as :meth:`fastnn.Network.predict`."""
-        out = self.predict_proba(X)
-        if not self.members[0]._is_classifier():
-            return out
-        if self.sizes[-1] == 1:
-            return (out[:, 0] > 0.5).astype(np.int64)
-        return out.argmax(axis=1)
+        return self.members[0]._decide(self.predict_proba(X))
 
     def evaluate(self, X, y):
         """Mean cost of the averaged output and, for labels, its accuracy.
@@ -208,25 +203,18 @@ class Ensemble:
     def save(self, path):
         """Save all members to one ``.npz`` file (atomically); read it back with
         :func:`fastnn.load`."""
-        import json
-
-        from .io import _meta, atomic_write
+        from .io import _meta, write_model
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "seeds": self.seeds,
                 "members": [_meta(net) for net in self.members]}
-        raw = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
-        params = np.concatenate([net.params for net in self.members])
-        atomic_write(path, lambda f: np.savez(f, params=params, meta=raw))
+        write_model(path, np.concatenate([net.params for net in self.members]), meta)
 
 
 def _from_file(path, meta, params):
     """The Ensemble described by ``meta`` with the members' parameters concatenated in
     ``params`` (called by :func:`fastnn.io.load`)."""
-    from .io import ModelFileError, _network_from_meta
+    from .io import ModelFileError, _network_from_meta, check_version
 
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(f"{path}: written in ensemble format version {version}, newer "
-                             f"than this fastnn reads ({FORMAT_VERSION}); upgrade fastnn")
+    check_version(path, meta, "ensemble", FORMAT_VERSION)
     metas = meta.get("members")
     seeds = meta.get("seeds")
     if (not isinstance(metas, list) or not metas or not isinstance(seeds, list)

@@ -64,6 +64,21 @@ def atomic_write(path, write):
         raise
 
 
+def write_model(path, params, meta):
+    """Write a model file atomically: the array ``params`` and the dict ``meta`` (as
+    UTF-8 JSON in a uint8 array)."""
+    raw = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
+    atomic_write(path, lambda f: np.savez(f, params=params, meta=raw))
+
+
+def check_version(path, meta, what, newest):
+    """Refuse a file whose ``format_version`` is missing or newer than ``newest``."""
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > newest:
+        raise ModelFileError(f"{path}: written in {what} format version {version}, newer "
+                             f"than this fastnn reads ({newest}); upgrade fastnn")
+
+
 def save(net, path):
     """Write ``net`` to ``path`` (conventionally ``*.npz``) atomically.
 
@@ -73,8 +88,7 @@ def save(net, path):
     path : str or os.PathLike
         Written exactly as given (no suffix is added).
     """
-    meta = np.frombuffer(json.dumps(_meta(net)).encode("utf-8"), np.uint8)
-    atomic_write(path, lambda f: np.savez(f, params=net.params, meta=meta))
+    write_model(path, net.params, _meta(net))
 
 
 def load(path):
@@ -115,10 +129,7 @@ def _network_from_meta(path, meta, params):
     """The Network described by the ``meta`` dict of a model file, with ``params``."""
     from .network import Network
 
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(f"{path}: written in model format version {version}, newer than "
-                             f"this fastnn reads ({FORMAT_VERSION}); upgrade fastnn")
+    check_version(path, meta, "model", FORMAT_VERSION)
     try:
         net = Network(meta["sizes"], hidden=meta["hidden"], output=meta["output"],
                       cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],

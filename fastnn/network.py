@@ -214,6 +214,20 @@ class Network:
         """Samples whose output is on the side of 0.5 of their 0/1 target."""
         return int(np.count_nonzero((self.forward(X)[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
 
+    def _metrics(self, X, Y, loss, correct, use_labels, binary, val):
+        """An epoch's ``loss`` (mean), ``accuracy`` for labels (binary 0/1 labels
+        counted by a forward pass: the compiled code counts argmax hits) and, with
+        ``val``, ``val_loss``/``val_accuracy``."""
+        n = X.shape[0]
+        metrics = {"loss": loss / n}
+        if binary:
+            correct = self._binary_correct(X, Y)
+        if use_labels or binary:
+            metrics["accuracy"] = correct / n
+        if val is not None:
+            self._val_metrics(val, metrics)
+        return metrics
+
     def _val_metrics(self, val, metrics):
         """Add ``val_loss`` (and ``val_accuracy``) of ``val = (X, labels, Y, use_labels,
         binary)`` to ``metrics``."""
@@ -431,13 +445,7 @@ class Network:
                     f"training diverged in epoch {epoch + 1}: the cost or the weights became "
                     f"NaN or infinite (try a smaller learning rate); the network keeps the "
                     f"weights from the end of epoch {epoch}", epoch + 1, history)
-            metrics = {"loss": loss / n}
-            if binary:
-                correct = self._binary_correct(X, Y)
-            if use_labels or binary:
-                metrics["accuracy"] = correct / n
-            if val is not None:
-                self._val_metrics(val, metrics)
+            metrics = self._metrics(X, Y, loss, correct, use_labels, binary, val)
             metrics["lr"] = lr
             metrics["seconds"] = seconds
             if self._end_epoch(k, metrics, history, sched, cbs):
@@ -480,13 +488,7 @@ class Network:
             loss, correct = self._evaluate(X, labels, Y, use_labels)
             if not (np.isfinite(loss) and np.isfinite(self._params).all()):
                 raise _Diverged
-            metrics = {"loss": loss / n}
-            if binary:
-                correct = self._binary_correct(X, Y)
-            if use_labels or binary:
-                metrics["accuracy"] = correct / n
-            if val is not None:
-                self._val_metrics(val, metrics)
+            metrics = self._metrics(X, Y, loss, correct, use_labels, binary, val)
             metrics["seconds"] = seconds
             for hook in on_begin:   # no display within an iteration
                 hook(self.epochs_trained + 1, n)
@@ -561,7 +563,10 @@ class Network:
         its output exceeds 0.5 and 0 elsewhere; a regression network returns its output
         values, shape ``(n_samples, outputs)``.
         """
-        out = self.forward(X)
+        return self._decide(self.forward(X))
+
+    def _decide(self, out):
+        """:meth:`predict` of the outputs ``out``: labels for a classifier, else ``out``."""
         if not self._is_classifier():
             return out
         if self.sizes[-1] == 1:
@@ -585,12 +590,7 @@ class Network:
         X = check_X(X, self.sizes[0], self.dtype)
         labels, Y, use_labels, binary = self._check_y(y, X.shape[0])
         loss, correct = self._evaluate(X, labels, Y, use_labels)
-        result = {"loss": loss / X.shape[0]}
-        if binary:
-            correct = self._binary_correct(X, Y)
-        if use_labels or binary:
-            result["accuracy"] = correct / X.shape[0]
-        return result
+        return self._metrics(X, Y, loss, correct, use_labels, binary, None)
 
     def gradients(self, X, y, l2=0.0):
         """The cost over ``(X, y)`` and its gradient with respect to ``params``.
