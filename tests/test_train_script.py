@@ -132,7 +132,12 @@ def test_linear_schedule():
     (["--no-such-flag"], "unrecognized"),
 ])
 def test_bad_arguments_exit_nonzero_with_one_line_and_no_traceback(args, needle):
-    result = run_script(*args, timeout=60)
+    assert_usage_error(run_script(*args, timeout=60), needle)
+
+
+def assert_usage_error(result, needle):
+    """Exit status 2, one line ``train_mnist.py: error: ...`` naming ``needle``, no
+    traceback, no training."""
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

@@ -13,7 +13,7 @@ import pytest
 import fastnn as fnn
 from fastnn import schedules
 
-from test_train_script import parse_test_accuracy, run_script, tm
+from test_train_script import assert_usage_error, parse_test_accuracy, run_script, tm
 
 
 # --- configuration (no training) -----------------------------------------------------------
@@ -118,13 +118,7 @@ def test_full_batch_optimizers(name):
     (["--optimizer", "lbfgs", "--warmup", "2"], "--warmup does not apply"),
 ])
 def test_bad_toolbox_arguments_exit_2_with_one_line(args, needle):
-    result = run_script(*args, timeout=60)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("train_mnist.py: error:") and needle in lines[0]
-    assert "test accuracy" not in result.stdout
+    assert_usage_error(run_script(*args, timeout=60), needle)
 
 
 # --- end to end on real data ----------------------------------------------------------------

@@ -192,15 +192,11 @@ def reference_predict_case(config):
                              net.output)
 
 
-def layout(sizes):
-    """The layer table of a flat parameter buffer, as ``Network`` builds it:
-    ``layout[l] = (w_off, b_off, fan_in, fan_out)``; returns ``(layout, n_params)``."""
-    table = np.zeros((len(sizes) - 1, 4), np.int64)
-    off = 0
-    for l, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
-        table[l] = (off, off + n * m, n, m)
-        off += n * m + m
-    return table, off
+def layout(sizes, dtype="float32"):
+    """``(layout, n_params)`` of a network of layer ``sizes``, as ``Network`` builds its
+    flat parameter buffer (``layout[l] = (w_off, b_off, fan_in, fan_out)``)."""
+    net = fnn.Network(list(sizes), dtype=dtype, seed=SEED)
+    return net._layout, net.params.size
 
 
 # --- kernel entry points ------------------------------------------------------------------
