@@ -12,6 +12,7 @@ HIDDEN = {
     "gelu": _k.GELU,
     "silu": _k.SILU,
     "swish": _k.SILU,
+    "prelu": _k.PRELU,
 }
 #: other names accepted for a hidden activation -> the name a Network keeps
 ALIASES = {"swish": "silu"}
@@ -23,8 +24,9 @@ OUTPUT = {
     "softmax": _k.SOFTMAX,
 }
 #: hidden activations whose natural initialisation is He's (``init="auto"``): the relu
-#: family and its smooth relatives (elu, gelu, silu), which behave like relu for large |z|
-RELU_FAMILY = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu", "swish"})
+#: family (prelu included) and its smooth relatives (elu, gelu, silu), which behave like
+#: relu for large |z|
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish"})
 
 
 def check_name(name, table, what):

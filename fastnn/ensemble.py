@@ -10,7 +10,9 @@ from .network import Network
 from .optimizers import Optimizer
 
 FORMAT = "fastnn-ensemble"
-FORMAT_VERSION = 1
+#: 2: members may have PReLU / batch norm (their sizes and running statistics stored);
+#: an ensemble of plain members is still written as version 1
+FORMAT_VERSION = 2
 
 
 class Ensemble:
@@ -204,12 +206,26 @@ class Ensemble:
         """Save all members to one ``.npz`` file (atomically); read it back with
         :func:`fastnn.load`."""
         from .io import _meta, write_model
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "seeds": self.seeds,
-                "members": [_meta(net) for net in self.members]}
-        write_model(path, np.concatenate([net.params for net in self.members]), meta)
+        members = [dict(_meta(net), n_params=net.n_params, n_stats=int(net._stats.size))
+                   for net in self.members]
+        version = FORMAT_VERSION if any(net._extended for net in self.members) else 1
+        meta = {"format": FORMAT, "format_version": version, "seeds": self.seeds,
+                "members": members}
+        stats = np.concatenate([net._stats for net in self.members])
+        write_model(path, np.concatenate([net.params for net in self.members]), meta,
+                    **({"stats": stats} if stats.size else {}))
 
 
-def _from_file(path, meta, params):
+def _member_sizes(m):
+    """``(n_params, n_stats)`` of a member's description: stored since members may have
+    PReLU and batch-norm parameters; older files (plain members) are computed."""
+    if "n_params" in m:
+        return int(m["n_params"]), int(m.get("n_stats", 0))
+    sizes = m["sizes"]
+    return sum(int(a) * int(b) + int(b) for a, b in zip(sizes[:-1], sizes[1:])), 0
+
+
+def _from_file(path, meta, params, stats=None):
     """The Ensemble described by ``meta`` with the members' parameters concatenated in
     ``params`` (called by :func:`fastnn.io.load`)."""
     from .io import ModelFileError, _network_from_meta, check_version
@@ -223,17 +239,18 @@ def _from_file(path, meta, params):
         raise ModelFileError(f"{path}: invalid ensemble description")
     if params.ndim != 1:
         raise ModelFileError(f"{path}: parameters of shape {params.shape}, not a vector")
-    members, off = [], 0
+    members, off, soff = [], 0, 0
     for m in metas:
         if not isinstance(m, dict) or not isinstance(m.get("sizes"), list):
             raise ModelFileError(f"{path}: invalid ensemble description")
-        sizes = m["sizes"]
         try:
-            size = sum(int(a) * int(b) + int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+            size, nstats = _member_sizes(m)
         except (TypeError, ValueError):
             raise ModelFileError(f"{path}: invalid ensemble description") from None
-        members.append(_network_from_meta(path, m, params[off:off + size]))
+        mstats = None if stats is None else stats[soff:soff + nstats]
+        members.append(_network_from_meta(path, m, params[off:off + size], mstats))
         off += size
+        soff += nstats
     if off != params.size:
         raise ModelFileError(f"{path}: {params.size} parameters do not fit the described "
                              f"members ({off})")

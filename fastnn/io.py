@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 
 FORMAT = "fastnn-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ModelFileError(ValueError):
@@ -22,9 +22,11 @@ class ModelFileError(ValueError):
 
 
 def _meta(net):
+    # Version 2 adds PReLU, batch norm and the running statistics; a network without
+    # them is still written as version 1, readable by the fastnn versions before.
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if net._extended else 1,
         "sizes": net.sizes,
         "hidden": net.hidden,
         "output": net.output,
@@ -35,6 +37,9 @@ def _meta(net):
         "leaky_slope": net.leaky_slope,
         "epochs_trained": net.epochs_trained,
         "labels_fitted": net._labels_fitted,
+        "batch_norm": net.batch_norm,
+        "batch_norm_momentum": net.batch_norm_momentum,
+        "batch_norm_eps": net.batch_norm_eps,
     }
 
 
@@ -64,11 +69,11 @@ def atomic_write(path, write):
         raise
 
 
-def write_model(path, params, meta):
-    """Write a model file atomically: the array ``params`` and the dict ``meta`` (as
-    UTF-8 JSON in a uint8 array)."""
+def write_model(path, params, meta, **arrays):
+    """Write a model file atomically: the array ``params``, any further named
+    ``arrays`` and the dict ``meta`` (as UTF-8 JSON in a uint8 array)."""
     raw = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
-    atomic_write(path, lambda f: np.savez(f, params=params, meta=raw))
+    atomic_write(path, lambda f: np.savez(f, params=params, meta=raw, **arrays))
 
 
 def check_version(path, meta, what, newest):
@@ -88,7 +93,8 @@ def save(net, path):
     path : str or os.PathLike
         Written exactly as given (no suffix is added).
     """
-    write_model(path, net.params, _meta(net))
+    arrays = {"stats": net._stats} if net._stats.size else {}
+    write_model(path, net.params, _meta(net), **arrays)
 
 
 def load(path):
@@ -109,6 +115,7 @@ def load(path):
                                      f"{sorted(data.files)})")
             meta = json.loads(bytes(data["meta"]).decode("utf-8"))
             params = data["params"]
+            stats = data["stats"] if "stats" in data.files else None
     except FileNotFoundError:
         raise
     except ModelFileError:
@@ -119,13 +126,13 @@ def load(path):
                              f"corrupt): {exc}") from None
     if isinstance(meta, dict) and meta.get("format") == "fastnn-ensemble":
         from .ensemble import _from_file
-        return _from_file(path, meta, params)
+        return _from_file(path, meta, params, stats)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fastnn model file")
-    return _network_from_meta(path, meta, params)
+    return _network_from_meta(path, meta, params, stats)
 
 
-def _network_from_meta(path, meta, params):
+def _network_from_meta(path, meta, params, stats=None):
     """The Network described by the ``meta`` dict of a model file, with ``params``."""
     from .network import Network
 
@@ -133,7 +140,10 @@ def _network_from_meta(path, meta, params):
     try:
         net = Network(meta["sizes"], hidden=meta["hidden"], output=meta["output"],
                       cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
-                      seed=meta["seed"], leaky_slope=meta["leaky_slope"])
+                      seed=meta["seed"], leaky_slope=meta["leaky_slope"],
+                      batch_norm=meta.get("batch_norm", False),
+                      batch_norm_momentum=meta.get("batch_norm_momentum", 0.1),
+                      batch_norm_eps=meta.get("batch_norm_eps", 1e-5))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid model description: {exc}") from None
     if params.shape != net.params.shape or params.dtype != net.params.dtype:
@@ -141,6 +151,11 @@ def _network_from_meta(path, meta, params):
                              f"{params.dtype} do not fit the described network "
                              f"({net.params.shape}, {net.params.dtype})")
     net.params[...] = params
+    if net._stats.size:
+        if stats is None or stats.shape != net._stats.shape or stats.dtype != net.dtype:
+            raise ModelFileError(f"{path}: the batch-norm running statistics are missing "
+                                 f"or do not fit the described network")
+        net._stats[...] = stats
     net.epochs_trained = int(meta.get("epochs_trained", 0))
     net._labels_fitted = meta.get("labels_fitted")
     return net

@@ -11,6 +11,7 @@ from . import schedules as _sched
 from ._validation import check_int, check_real, check_targets, check_X
 from .callbacks import HOOKS, EarlyStopping, History, ProgressBar, _DisplayCallback
 from .initializers import INITIALIZERS, initialize
+from .kernels import layers as _kl
 from .kernels import train as _kt
 
 #: Rows per workspace chunk: a mini-batch larger than this is processed in chunks whose
@@ -70,6 +71,32 @@ class Network:
         Seeds the initial weights and the per-epoch shuffling.
     leaky_slope : float, default 0.01
         Slope of leaky_relu for negative inputs (>= 0).
+    batch_norm : bool or sequence of bool, default False
+        Batch normalisation (Ioffe & Szegedy, 2015) after the dense part of every hidden
+        layer, or of those marked True (one flag per hidden layer): ``z`` is normalised
+        with the batch's mean and (biased) variance in training and with running
+        averages at inference, then scaled and shifted by the learnable ``gammas[l]``
+        (init 1) and ``betas[l]`` (init 0), before the activation, as
+        ``torch.nn.BatchNorm1d`` between ``Linear`` and the activation. The running
+        averages move by ``batch_norm_momentum`` after each batch (towards the batch's
+        unbiased variance, as PyTorch; a batch of one sample leaves them unchanged).
+        With batch norm a whole mini-batch is processed at once (its statistics couple
+        its samples), so memory grows with ``batch_size``.
+    batch_norm_momentum : float, default 0.1
+        PyTorch's ``momentum``: ``running = (1 - momentum) * running + momentum * batch``.
+    batch_norm_eps : float, default 1e-5
+        Added to the variance before the square root.
+
+    Notes
+    -----
+    ``hidden="prelu"`` is PReLU (He et al., 2015): ``z`` for z > 0 and ``alpha_j z``
+    otherwise, with a learnable slope per unit (``alphas[l]``, init 0.25 as
+    ``torch.nn.PReLU(num_parameters=m)``), trained with the weights. PReLU slopes and the
+    batch-norm scales and shifts follow the weights and biases in :attr:`params`; like
+    biases they take no ``l2``/``l1`` penalty (an optimizer's ``weight_decay`` applies to
+    them, as in PyTorch). Networks with PReLU, batch norm or dropout train in kernels of
+    their own (``fastnn/kernels/layers.py``), which build each batch's whole gradient
+    before the step rather than fusing the update into the backward pass.
 
     Attributes
     ----------
@@ -79,12 +106,18 @@ class Network:
         ``weights[l]`` has shape ``(fan_in, fan_out)``: ``Z = A @ W + b``.
     biases : list of ndarray
         ``biases[l]`` has shape ``(fan_out,)``.
+    alphas, gammas, betas : list of (ndarray or None)
+        Per hidden layer: the PReLU slopes, and the batch-norm scale and shift (views
+        into ``params``), or None where the layer has none.
+    running_means, running_vars : list of (ndarray or None)
+        Per hidden layer with batch norm, the running statistics used at inference.
     epochs_trained : int
         Epochs completed over all calls to :meth:`fit`.
     """
 
     def __init__(self, sizes, hidden="relu", output="softmax", cost=None, init="auto",
-                 dtype="float32", seed=0, leaky_slope=0.01):
+                 dtype="float32", seed=0, leaky_slope=0.01, batch_norm=False,
+                 batch_norm_momentum=0.1, batch_norm_eps=1e-5):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer sizes; got {sizes!r}")
         sizes = [check_int("sizes", s, 1) for s in sizes]
@@ -113,6 +146,10 @@ class Network:
             raise ValueError(f"dtype={dtype!r} is not supported; valid: {sorted(_DTYPES)}")
         seed = check_int("seed", seed, 0)
         leaky_slope = check_real("leaky_slope", leaky_slope, 0.0)
+        batch_norm = _per_hidden("batch_norm", batch_norm, n_hidden, _check_flag)
+        batch_norm_momentum = check_real("batch_norm_momentum", batch_norm_momentum, 0.0,
+                                         1.0)
+        batch_norm_eps = check_real("batch_norm_eps", batch_norm_eps, 0.0, low_open=True)
 
         self.sizes = sizes
         self.hidden = hidden
@@ -122,6 +159,9 @@ class Network:
         self.dtype = np.dtype(_DTYPES[dtype])
         self.seed = seed
         self.leaky_slope = leaky_slope
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
+        self.batch_norm_eps = batch_norm_eps
         self.epochs_trained = 0
         self._labels_fitted = None
 
@@ -135,9 +175,38 @@ class Network:
                                np.int64)
         self._cost_code = _costs.COSTS[cost]
         self._slope = self.dtype.type(leaky_slope)
+        # The extra parameters, after all layers: per hidden layer, PReLU slopes, then
+        # batch-norm scale and shift (kernels/layers.py: the ``ext`` table).
+        self._ext = np.full((L, 3), -1, np.int64)
+        n_layers_params = off
+        soff = 0
+        for l in range(n_hidden):
+            m = sizes[l + 1]
+            if hidden[l] == "prelu":
+                self._ext[l, 0] = off
+                off += m
+            if batch_norm[l]:
+                self._ext[l, 1] = off
+                self._ext[l, 2] = soff
+                off += 2 * m
+                soff += 2 * m
+        self._layout_x = np.vstack([self._layout, [[n_layers_params, n_layers_params, 0,
+                                                    off - n_layers_params]]])
+        self._extended = bool((self._ext >= 0).any())
         self._params = np.empty(off, self.dtype)
+        self._stats = np.empty(soff, self.dtype)
         self._weights = [self._params[w:b].reshape(n, m) for w, b, n, m in self._layout]
         self._biases = [self._params[b:b + m] for w, b, n, m in self._layout]
+
+        def views(buf, col, shift):
+            return [None if self._ext[l, col] < 0 else
+                    buf[self._ext[l, col] + shift * m:self._ext[l, col] + (shift + 1) * m]
+                    for l, m in enumerate(sizes[1:-1])]
+        self._alphas = views(self._params, 0, 0)
+        self._gammas = views(self._params, 1, 0)
+        self._betas = views(self._params, 1, 1)
+        self._running_means = views(self._stats, 2, 0)
+        self._running_vars = views(self._stats, 2, 1)
         self._weight_mask = np.zeros(off, bool)
         for w, b, n, m in self._layout:
             self._weight_mask[w:b] = True
@@ -150,6 +219,14 @@ class Network:
         for l, (W, b) in enumerate(initialize(sizes, init, rng)):
             self._weights[l][...] = W
             self._biases[l][...] = b
+        for l in range(n_hidden):   # PyTorch's initial values
+            if self._alphas[l] is not None:
+                self._alphas[l][...] = 0.25
+            if self._gammas[l] is not None:
+                self._gammas[l][...] = 1.0
+                self._betas[l][...] = 0.0
+                self._running_means[l][...] = 0.0
+                self._running_vars[l][...] = 1.0
 
     # --- parameters -------------------------------------------------------------------
     @property
@@ -166,6 +243,31 @@ class Network:
     def biases(self):
         """List of bias vectors, ``biases[l]`` of shape ``(fan_out,)``."""
         return list(self._biases)
+
+    @property
+    def alphas(self):
+        """Per hidden layer, the PReLU slopes (a view into ``params``) or None."""
+        return list(self._alphas)
+
+    @property
+    def gammas(self):
+        """Per hidden layer, the batch-norm scale (a view into ``params``) or None."""
+        return list(self._gammas)
+
+    @property
+    def betas(self):
+        """Per hidden layer, the batch-norm shift (a view into ``params``) or None."""
+        return list(self._betas)
+
+    @property
+    def running_means(self):
+        """Per hidden layer, the batch-norm running mean (writable) or None."""
+        return list(self._running_means)
+
+    @property
+    def running_vars(self):
+        """Per hidden layer, the batch-norm running variance (writable) or None."""
+        return list(self._running_vars)
 
     @property
     def n_params(self):
@@ -246,10 +348,15 @@ class Network:
     def _chunk(self, rows):
         return max(1, min(rows, CHUNK))
 
+    def _dropout_seed(self):
+        """The seed of the dropout masks: derived from the network's seed (< 2**32)."""
+        return int(np.random.SeedSequence([self.seed, 2]).generate_state(1)[0])
+
     # --- training ---------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", l2=0.0,
             validation_data=None, shuffle=True, progress=True, schedule=None,
-            early_stopping=None, callbacks=(), l1=0.0, max_norm=None, clip_norm=None):
+            early_stopping=None, callbacks=(), l1=0.0, max_norm=None, clip_norm=None,
+            dropout=0.0):
         """Train with mini-batch gradient descent; each epoch runs in one compiled call.
 
         With a full-batch optimizer (:class:`fastnn.LBFGS`, :class:`fastnn.CG`) it runs
@@ -335,6 +442,14 @@ class Network:
             optimizer's weight decay are added (in PyTorch, ``weight_decay`` is
             likewise added after clipping; ``l2``/``l1`` written into the loss would be
             clipped too). Small batches then take the unfused loops, somewhat slower.
+        dropout : float or sequence of float, default 0.0
+            Inverted dropout (Srivastava et al., 2014) on the hidden layers' outputs:
+            one rate for all hidden layers or one per hidden layer, each in [0, 1). In
+            training each unit's output is zeroed with that probability and the kept
+            ones are scaled by ``1 / (1 - rate)``; at inference nothing is dropped. The
+            masks come from a counter-based hash of (the network's seed, the optimizer
+            step, the layer, the sample's row in ``X``, the unit), so they are the same
+            on every run and any number of threads. Not for full-batch optimizers.
 
         Returns
         -------
@@ -365,10 +480,14 @@ class Network:
         l1 = check_real("l1", l1)
         max_norm = _check_optional_positive("max_norm", max_norm)
         clip_norm = _check_optional_positive("clip_norm", clip_norm)
-        if full_batch and (l1 or max_norm or clip_norm):
-            raise ValueError(f"l1, max_norm and clip_norm do not apply to the full-batch "
-                             f"optimizer {opt!r}; use a mini-batch optimizer such as "
-                             f"fastnn.SGD or fastnn.Adam")
+        drop = _per_hidden("dropout", dropout, len(self.sizes) - 2, _check_rate)
+        if full_batch and (l1 or max_norm or clip_norm or any(drop)):
+            raise ValueError(f"l1, max_norm, clip_norm and dropout do not apply to the "
+                             f"full-batch optimizer {opt!r}; use a mini-batch optimizer "
+                             f"such as fastnn.SGD or fastnn.Adam")
+        if full_batch and any(self.batch_norm):
+            raise ValueError(f"a network with batch_norm trains with mini-batches; the "
+                             f"full-batch optimizer {opt!r} does not apply")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -405,13 +524,18 @@ class Network:
         hyper = opt.hyper()
         chunk = self._chunk(batch_size)
         n = X.shape[0]
+        drop = np.asarray(drop + [0.0], np.float64)   # one rate per layer, output: 0
+        layered = self._extended or drop.any()
+        if layered and any(self.batch_norm):
+            chunk = batch_size   # a batch's statistics are taken over one chunk
         # A progress bar that wants updates within the epoch gets the epoch in slices of
         # whole batches: the same batches and updates in the same order, so the weights
         # are bitwise those of a single call.
         slices = max([1] + [int(getattr(cb, "updates_per_epoch", 1)) for cb in cbs])
         on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
         on_batch = [cb.on_batch for cb in cbs if hasattr(cb, "on_batch")]
-        indptr, indices = self._sparse_index(X, batch_size, fused=not clip_norm)
+        indptr, indices = self._sparse_index(X, batch_size,
+                                             fused=not (clip_norm or layered))
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         for k in range(epochs):
             epoch = self.epochs_trained
@@ -419,6 +543,7 @@ class Network:
             hyper[0] = lr
             order = self._perm(epoch, n) if shuffle else np.arange(n, dtype=np.int64)
             good_params = self._params.copy()
+            good_stats = self._stats.copy()
             good_state = opt._snapshot()
             for hook in on_begin:
                 hook(epoch + 1, n)
@@ -426,11 +551,19 @@ class Network:
             loss, correct, done = 0.0, 0, 0
             for s in range(0, n, step):
                 part = order[s:s + step]
-                lo, co, dn = _kt.train_epoch(
-                    self._params, self._layout, self._codes, self._slope, self._cost_code,
-                    X, Y, labels, use_labels, part, batch_size, chunk, BLAS_MIN_BATCH, l2,
-                    l1, max_norm, clip_norm, opt.code, hyper, opt.state, opt.step, indptr,
-                    indices)
+                if layered:
+                    lo, co, dn = _kl.train_epoch_ext(
+                        self._params, self._layout, self._layout_x, self._codes,
+                        self._slope, self._cost_code, self._ext, self._stats, drop,
+                        self._dropout_seed(), self.batch_norm_momentum, self.batch_norm_eps,
+                        X, Y, labels, use_labels, part, batch_size, chunk, BLAS_MIN_BATCH,
+                        l2, l1, max_norm, clip_norm, opt.code, hyper, opt.state, opt.step)
+                else:
+                    lo, co, dn = _kt.train_epoch(
+                        self._params, self._layout, self._codes, self._slope,
+                        self._cost_code, X, Y, labels, use_labels, part, batch_size, chunk,
+                        BLAS_MIN_BATCH, l2, l1, max_norm, clip_norm, opt.code, hyper,
+                        opt.state, opt.step, indptr, indices)
                 loss, correct, done = loss + lo, correct + co, done + dn
                 if dn < part.size:
                     break
@@ -440,6 +573,7 @@ class Network:
             seconds = time.perf_counter() - t0
             if done < n or not np.isfinite(self._params).all():
                 self._params[...] = good_params
+                self._stats[...] = good_stats
                 opt._restore(good_state)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch + 1}: the cost or the weights became "
@@ -547,9 +681,20 @@ class Network:
         """Output activations for ``X``: an array of shape ``(n_samples, outputs)``."""
         X = check_X(X, self.sizes[0], self.dtype)
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        _kt.predict(self._params, self._layout, self._codes, self._slope, X, out,
-                    self._chunk(X.shape[0]), BLAS_MIN_BATCH)
+        if self._extended:
+            self._predict_ext(X, out, np.empty((0, self.sizes[-1]), self.dtype),
+                              np.empty(0, np.int64), False, False)
+        else:
+            _kt.predict(self._params, self._layout, self._codes, self._slope, X, out,
+                        self._chunk(X.shape[0]), BLAS_MIN_BATCH)
         return out
+
+    def _predict_ext(self, X, out, Y, labels, use_labels, want_cost):
+        """``layers.predict_ext``: inference with PReLU / batch norm (running stats)."""
+        return _kl.predict_ext(self._params, self._layout, self._codes, self._slope,
+                               self._ext, self._stats, self.batch_norm_eps, X, out,
+                               self._chunk(X.shape[0]), BLAS_MIN_BATCH, self._cost_code, Y,
+                               labels, use_labels, want_cost)
 
     def predict_proba(self, X):
         """Same as :meth:`forward`: class probabilities for a softmax output."""
@@ -574,6 +719,9 @@ class Network:
         return out.argmax(axis=1)
 
     def _evaluate(self, X, labels, Y, use_labels):
+        if self._extended:
+            return self._predict_ext(X, np.empty((0, self.sizes[-1]), self.dtype), Y,
+                                     labels, use_labels, True)
         return _kt.evaluate(self._params, self._layout, self._codes, self._slope,
                             self._cost_code, X, Y, labels, use_labels,
                             self._chunk(X.shape[0]), BLAS_MIN_BATCH)
@@ -592,10 +740,14 @@ class Network:
         loss, correct = self._evaluate(X, labels, Y, use_labels)
         return self._metrics(X, Y, loss, correct, use_labels, binary, None)
 
-    def gradients(self, X, y, l2=0.0):
+    def gradients(self, X, y, l2=0.0, l1=0.0):
         """The cost over ``(X, y)`` and its gradient with respect to ``params``.
 
-        The cost is the mean per-sample cost plus ``(l2/2) * sum(w**2)`` over the weights.
+        The cost is the mean per-sample cost plus ``(l2/2) * sum(w**2)`` and
+        ``l1 * sum(|w|)`` over the weights (the L1 term's gradient is ``l1 * sign(w)``,
+        0 at w = 0, as in ``fit``). With batch norm the network is in training mode:
+        each batch-norm layer normalises with the statistics of all of ``X`` (processed
+        in one piece), and the running statistics are left as they are. No dropout.
 
         Returns
         -------
@@ -606,15 +758,28 @@ class Network:
         X = check_X(X, self.sizes[0], self.dtype)
         labels, Y, use_labels, _ = self._check_y(y, X.shape[0])
         l2 = check_real("l2", l2)
-        return self._loss_and_gradient(X, labels, Y, use_labels, l2)
+        l1 = check_real("l1", l1)
+        loss, grad = self._loss_and_gradient(X, labels, Y, use_labels, l2)
+        if l1:
+            w = self._params[self._weight_mask]
+            grad[self._weight_mask] += self.dtype.type(l1) * np.sign(w)
+            loss += l1 * float(np.abs(w.astype(np.float64)).sum())
+        return loss, grad
 
     def _loss_and_gradient(self, X, labels, Y, use_labels, l2):
         """``gradients`` on checked inputs: one compiled pass over all of ``X``."""
         grad = np.empty_like(self._params)
         n = X.shape[0]
-        loss = _kt.loss_and_gradient(self._params, self._layout, self._codes, self._slope,
-                                     self._cost_code, X, Y, labels, use_labels,
-                                     self._chunk(n), BLAS_MIN_BATCH, grad)
+        if self._extended:
+            chunk = n if any(self.batch_norm) else self._chunk(n)
+            loss = _kl.loss_and_gradient_ext(
+                self._params, self._layout, self._codes, self._slope, self._cost_code,
+                self._ext, self._stats, self.batch_norm_eps, X, Y, labels, use_labels, chunk,
+                BLAS_MIN_BATCH, grad)
+        else:
+            loss = _kt.loss_and_gradient(self._params, self._layout, self._codes,
+                                         self._slope, self._cost_code, X, Y, labels,
+                                         use_labels, self._chunk(n), BLAS_MIN_BATCH, grad)
         grad /= self.dtype.type(n)
         loss /= n
         if l2:
@@ -632,6 +797,34 @@ class Network:
 
 class _Diverged(Exception):
     """A full-batch iterate is not finite."""
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool or one bool per hidden layer; got {value!r}")
+    return bool(value)
+
+
+def _check_rate(name, value):
+    """A dropout rate: a float in [0, 1)."""
+    value = check_real(name, value, 0.0, 1.0)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be < 1 (the fraction of units dropped); got {value!r}")
+    return value
+
+
+def _per_hidden(name, value, n_hidden, check):
+    """``value`` (one setting for all hidden layers, or a sequence of one per hidden
+    layer) as a list of ``n_hidden`` values, each passed through ``check(name, v)``."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if len(value) != n_hidden:
+            raise ValueError(f"{name} has {len(value)} entries but the network has "
+                             f"{n_hidden} hidden layers")
+        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    value = check(name, value)
+    if value and n_hidden == 0:
+        raise ValueError(f"{name}={value!r} needs a hidden layer; the network has none")
+    return [value] * n_hidden
 
 
 def _check_optional_positive(name, value):

@@ -328,3 +328,191 @@ def flat_loss_and_gradient(params, sizes, X, y, hidden, output, cost, l2=0.0, sl
     Ws, bs = unflatten(params, sizes)
     loss, dWs, dbs = loss_and_gradients(Ws, bs, X, y, hidden, output, cost, l2, slope)
     return loss, flatten(dWs, dbs)
+
+
+# --- dropout, PReLU and batch normalisation ----------------------------------------------
+# A network with these keeps, after all the layers' (W, b), per hidden layer: the PReLU
+# slopes (if prelu), then the batch-norm scale and shift (if batch norm). Here they are
+# dicts of lists over the hidden layers, ``None`` where a layer has no such parameter:
+# ``extras = {"alpha": [...], "gamma": [...], "beta": [...]}``; running statistics are
+# ``stats = {"mean": [...], "var": [...]}``.
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def mix64(x):
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic)."""
+    x = np.asarray(x, np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_mask(seed, step, rows, layer, units, rate):
+    """Inverted-dropout multipliers ``(len(rows), units)``: 0 for a dropped unit, else
+    ``1 / (1 - rate)``.
+
+    Unit ``j`` of sample ``r`` (a row of X) in hidden layer ``layer`` at optimizer step
+    ``step`` is kept when ``u >= rate``, with ``u`` in [0, 1) the top 53 bits of a
+    counter-based hash of (seed, step, layer, r, j), so a mask depends on nothing else
+    (not on the batch's other samples, nor on threads)::
+
+        k = mix(mix(mix(mix(seed ^ GOLDEN) ^ step) ^ layer) ^ r)
+        u = (mix(k + (j + 1) * GOLDEN) >> 11) * 2**-53
+    """
+    with np.errstate(over="ignore"):
+        k = mix64(mix64(mix64(np.uint64(seed) ^ _GOLDEN) ^ np.uint64(step)) ^ np.uint64(layer))
+        k = mix64(k ^ np.asarray(rows, np.uint64))[:, None]
+        j = np.arange(1, units + 1, dtype=np.uint64)[None, :]
+        h = mix64(k + j * _GOLDEN)
+    u = (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return np.where(u >= rate, 1.0 / (1.0 - rate), 0.0)
+
+
+def prelu(z, alpha):
+    """PReLU (He et al. 2015): ``z`` for z > 0, ``alpha_j z`` otherwise, per unit ``j``."""
+    return np.where(z > 0, z, alpha * z)
+
+
+def forward_ext(Ws, bs, X, hidden, output, extras, stats=None, masks=None, slope=0.01,
+                eps=1e-5):
+    """Forward pass with PReLU, batch norm and dropout.
+
+    A hidden layer computes ``z = a @ W + b``; with batch norm
+    ``y = gamma * (z - mu) / sqrt(var + eps) + beta`` -- ``mu``, ``var`` (biased) of the
+    batch in training (``stats`` None), the running ones at inference -- else ``y = z``;
+    then ``a = f(y)`` (PReLU: ``prelu(y, alpha)``), then ``a * mask`` if ``masks[l]``.
+    Returns a dict of per-layer lists (``z``, ``xhat``, ``inv``, ``y``, ``a``, batch
+    ``mu``/``var``) and ``acts`` (inputs to each layer, then the output ``a``).
+    """
+    cache = {k: [] for k in ("z", "xhat", "inv", "y", "a", "mu", "var")}
+    acts = [np.asarray(X, float)]
+    L = len(Ws)
+    for l in range(L):
+        z = acts[-1] @ Ws[l] + bs[l]
+        cache["z"].append(z)
+        if l == L - 1:
+            acts.append(activation(output, z, slope))
+            break
+        y, xhat, inv, mu, var = z, None, None, None, None
+        if extras["gamma"][l] is not None:
+            if stats is None:
+                mu, var = z.mean(axis=0), z.var(axis=0)
+                inv = 1.0 / np.sqrt(var + eps)
+            else:
+                inv = 1.0 / np.sqrt(stats["var"][l] + eps)
+                mu = stats["mean"][l]
+            xhat = (z - mu) * inv
+            y = extras["gamma"][l] * xhat + extras["beta"][l]
+        a = (prelu(y, extras["alpha"][l]) if extras["alpha"][l] is not None
+             else activation(hidden[l], y, slope))
+        for k, v in zip(("xhat", "inv", "y", "a", "mu", "var"), (xhat, inv, y, a, mu, var)):
+            cache[k].append(v)
+        acts.append(a * masks[l] if masks is not None and masks[l] is not None else a)
+    return cache, acts
+
+
+def loss_and_gradients_ext(Ws, bs, X, y, hidden, output, cost, extras, masks=None,
+                           slope=0.01, eps=1e-5):
+    """Mean cost and gradients ``(dWs, dbs, dextras)`` in training mode (batch
+    statistics, the given dropout ``masks``); also returns the forward ``cache``.
+
+    Backward through a hidden layer, from ``g = dC/da`` (after the dropout mask):
+    ``g *= mask``; ``dy = g * f'(y)`` (PReLU: ``g`` where y > 0, else ``alpha g``, and
+    ``dalpha = sum_b g * min(y, 0)``); with batch norm ``dgamma = sum_b dy * xhat``,
+    ``dbeta = sum_b dy``, ``dxh = dy * gamma`` and
+    ``dz = inv * (dxh - mean_b(dxh) - xhat * mean_b(dxh * xhat))``; then
+    ``dW = a_in.T @ dz``, ``db = sum_b dz`` and ``g_below = dz @ W.T``.
+    """
+    T = targets(y, Ws[-1].shape[1])
+    n = len(X)
+    cache, acts = forward_ext(Ws, bs, X, hidden, output, extras, None, masks, slope, eps)
+    loss = sample_costs(cost, cache["z"][-1], acts[-1], T).mean()
+    delta = output_delta(cost, output, cache["z"][-1], acts[-1], T, slope) / n
+    L = len(Ws)
+    dWs, dbs = [None] * L, [None] * L
+    dex = {k: [None] * (L - 1) for k in ("alpha", "gamma", "beta")}
+    for l in range(L - 1, -1, -1):
+        dWs[l] = acts[l].T @ delta
+        dbs[l] = delta.sum(axis=0)
+        if l == 0:
+            break
+        k = l - 1
+        g = delta @ Ws[l].T
+        if masks is not None and masks[k] is not None:
+            g = g * masks[k]
+        yk = cache["y"][k]
+        if extras["alpha"][k] is not None:
+            dex["alpha"][k] = (g * np.minimum(yk, 0.0)).sum(axis=0)
+            dy = np.where(yk > 0, g, extras["alpha"][k] * g)
+        else:
+            dy = g * activation_prime(hidden[k], yk, slope)
+        if extras["gamma"][k] is not None:
+            xh = cache["xhat"][k]
+            dex["gamma"][k] = (dy * xh).sum(axis=0)
+            dex["beta"][k] = dy.sum(axis=0)
+            dxh = dy * extras["gamma"][k]
+            dy = cache["inv"][k] * (dxh - dxh.mean(axis=0) - xh * (dxh * xh).mean(axis=0))
+        delta = dy
+    return loss, dWs, dbs, dex, cache
+
+
+def _extra_list(extras):
+    """The extra parameter arrays in fastnn's flat order (per hidden layer: alpha,
+    gamma, beta, those that exist)."""
+    out = []
+    for l in range(len(extras["alpha"])):
+        for k in ("alpha", "gamma", "beta"):
+            if extras[k][l] is not None:
+                out.append(extras[k][l])
+    return out
+
+
+def train_ext(Ws, bs, extras, stats, X, y, hidden, output, cost, orders, batch_size, rule,
+              dropout=None, seed=0, step0=0, l2=0.0, l1=0.0, max_norm=None, clip_norm=None,
+              slope=0.01, momentum=0.1, eps=1e-5):
+    """:func:`train` for networks with PReLU, batch norm and dropout (rates per hidden
+    layer in ``dropout``; masks from :func:`dropout_mask` with the optimizer's step
+    count, starting at ``step0``). After each batch's forward pass, batch-norm running
+    statistics move by ``momentum`` towards the batch's mean and unbiased variance (as
+    PyTorch; a batch of one sample leaves them as they are).
+    Returns new ``(Ws, bs, extras, stats)``."""
+    Ws = [np.array(W, float) for W in Ws]
+    bs = [np.array(b, float) for b in bs]
+    extras = {k: [None if a is None else np.array(a, float) for a in v]
+              for k, v in extras.items()}
+    stats = {k: [None if a is None else np.array(a, float) for a in v]
+             for k, v in stats.items()}
+    X = np.asarray(X, float)
+    y = np.asarray(y)
+    step = step0
+    for order in orders:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            masks = None
+            if dropout is not None:
+                masks = [dropout_mask(seed, step, idx, l, W.shape[1], p) if p > 0 else None
+                         for l, (W, p) in enumerate(zip(Ws[:-1], dropout))]
+            _, dWs, dbs, dex, cache = loss_and_gradients_ext(
+                Ws, bs, X[idx], y[idx], hidden, output, cost, extras, masks, slope, eps)
+            B = len(idx)
+            for l in range(len(Ws) - 1):
+                if extras["gamma"][l] is not None and B > 1:
+                    stats["mean"][l] = (1 - momentum) * stats["mean"][l] + momentum * cache["mu"][l]
+                    stats["var"][l] = ((1 - momentum) * stats["var"][l]
+                                       + momentum * cache["var"][l] * B / (B - 1))
+            ex_p, ex_g = _extra_list(extras), _extra_list(dex)
+            if clip_norm is not None:
+                clip_grad_norm(dWs + dbs + ex_g, clip_norm)
+            dWs = [dW + l2 * W + l1 * np.sign(W) for dW, W in zip(dWs, Ws)]
+            rule(Ws + bs + ex_p, dWs + dbs + ex_g)
+            if max_norm is not None:
+                apply_max_norm(Ws, max_norm)
+            step += 1
+    return Ws, bs, extras, stats
+
+
+def predict_proba_ext(Ws, bs, X, hidden, output, extras, stats, slope=0.01, eps=1e-5):
+    """Inference: running statistics for batch norm, no dropout."""
+    return forward_ext(Ws, bs, X, hidden, output, extras, stats, None, slope, eps)[1][-1]

@@ -154,7 +154,9 @@ _ADAPTIVE_LR = {"adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2, "adagrad": 1e-2}
 #: flags that only mini-batch optimizers use (refused with a full-batch one)
 _MINI_BATCH_FLAGS = {"lr": "--lr", "momentum": "--momentum", "nesterov": "--nesterov",
                      "batch_size": "--batch-size", "schedule": "--schedule",
-                     "warmup": "--warmup"}
+                     "warmup": "--warmup", "dropout": "--dropout",
+                     "batch_norm": "--batch-norm", "l1": "--l1", "max_norm": "--max-norm",
+                     "clip_norm": "--clip-norm"}
 
 #: Values every preset starts from.
 _BASE = {
@@ -182,6 +184,11 @@ _BASE = {
     "power_t": None,
     "eta_min": None,
     "plateau_patience": None,
+    "dropout": 0.0,          # one rate, or one per hidden layer
+    "batch_norm": False,
+    "l1": 0.0,
+    "max_norm": None,
+    "clip_norm": None,
 }
 
 _NIELSEN_CH1 = {
@@ -280,7 +287,7 @@ _TUNABLE = ("hidden", "activation", "output", "cost", "init", "epochs", "batch_s
             "momentum", "nesterov", "schedule", "l2", "seed", "dtype", "optimizer",
             "weight_decay",
             "early_stopping", "warmup", "step_size", "gamma", "power_t", "eta_min",
-            "plateau_patience")
+            "plateau_patience", "dropout", "batch_norm", "l1", "max_norm", "clip_norm")
 
 
 class UsageError(ValueError):
@@ -332,6 +339,19 @@ def _hidden_sizes(text):
             f"expected comma-separated positive layer sizes such as 100 or 300,100, "
             f"got {text!r}")
     return sizes
+
+
+def _rates(text):
+    """--dropout: one rate in [0, 1), or comma-separated rates (one per hidden layer)."""
+    try:
+        rates = [float(p) for p in text.split(",")]
+    except ValueError:
+        rates = None
+    if not rates or not all(math.isfinite(r) and 0 <= r < 1 for r in rates):
+        raise argparse.ArgumentTypeError(
+            f"expected a rate in [0, 1) or comma-separated rates (one per hidden layer) "
+            f"such as 0.5 or 0.5,0.2, got {text!r}")
+    return rates[0] if len(rates) == 1 else rates
 
 
 def _names(text):
@@ -420,6 +440,22 @@ def build_parser():
     tr.add_argument("--l2", type=_real(0.0, False, "a number >= 0"),
                     help="fastnn's L2 coefficient: adds (l2/2)*sum(w**2); Nielsen's lambda "
                          "with n training samples is l2 = lambda/n")
+    tr.add_argument("--l1", type=_real(0.0, False, "a number >= 0"),
+                    help="L1 coefficient: adds l1*sum(|w|) over the weights")
+    tr.add_argument("--max-norm", dest="max_norm", metavar="C",
+                    type=_real(0.0, True, "a positive number"),
+                    help="after every step, scale each unit's incoming weight vector down "
+                         "to norm C if it is longer")
+    tr.add_argument("--clip-norm", dest="clip_norm", metavar="C",
+                    type=_real(0.0, True, "a positive number"),
+                    help="clip the mean gradient to global 2-norm C (as PyTorch's "
+                         "clip_grad_norm_)")
+    tr.add_argument("--dropout", type=_rates, metavar="RATE",
+                    help="inverted dropout on the hidden layers: one rate in [0, 1) or one "
+                         "per hidden layer, comma-separated (e.g. 0.5 or 0.5,0.2)")
+    net.add_argument("--batch-norm", dest="batch_norm", action=argparse.BooleanOptionalAction,
+                     default=None,
+                     help="batch normalisation after each hidden layer's dense part")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     data.add_argument("--data", metavar="DIR",
@@ -510,6 +546,8 @@ def _resolve_training(config, args):
                 raise UsageError(f"{flag} does not apply to --optimizer "
                                  f"{config['optimizer']} (full batch, no learning rate)")
         config["schedule"] = "constant"                  # the preset's does not apply
+        config.update(dropout=0.0, batch_norm=False, l1=0.0, max_norm=None,
+                      clip_norm=None)                    # nor do its mini-batch regularisers
     schedule = config["schedule"]
     for key, (flag, schedules) in _SCHEDULE_FLAGS.items():
         if getattr(args, key) is not None and schedule not in schedules:
@@ -652,12 +690,31 @@ def _summary(config, net, l2, sizes, dataset_name):
         training = f"{opt}, batch {config['batch_size']}, {config['epochs']} epochs"
     if config["early_stopping"] is not None:
         training += f", early stopping {config['early_stopping']}"
+    training += _regularisation_summary(config)
     n_train, n_val, n_test = sizes
     return (f"{config['preset']}: "
             f"{'-'.join(map(str, net.sizes))} {act}/{net.output}, cost {net.cost}, "
             f"init {net.init_resolved} | {training}, l2 {l2:.3g} | {net.dtype.name}, "
             f"seed {config['seed']}"
             f" | {dataset_name} train {n_train}, validation {n_val}, test {n_test}")
+
+
+def _regularisation_summary(config):
+    """The regularisers that are on, e.g. ", dropout 0.5, batch norm, max-norm 3"."""
+    parts = []
+    drop = config["dropout"]
+    if isinstance(drop, list) or drop:
+        parts.append("dropout " + (",".join(f"{r:g}" for r in drop)
+                                   if isinstance(drop, list) else f"{drop:g}"))
+    if config["batch_norm"]:
+        parts.append("batch norm")
+    if config["l1"]:
+        parts.append(f"l1 {config['l1']:g}")
+    if config["max_norm"] is not None:
+        parts.append(f"max-norm {config['max_norm']:g}")
+    if config["clip_norm"] is not None:
+        parts.append(f"clip-norm {config['clip_norm']:g}")
+    return "".join(", " + p for p in parts)
 
 
 def _schedule_summary(config):
@@ -687,7 +744,8 @@ _FLAG_OF = {"hidden": "--activation", "output": "--output", "cost": "--cost",
             "momentum": "--momentum", "sizes": "--hidden", "step_size": "--step-size",
             "gamma": "--gamma", "factor": "--gamma", "power_t": "--power-t",
             "eta_min": "--eta-min", "warmup": "--warmup", "T_max": "--warmup",
-            "schedule": "--schedule"}
+            "schedule": "--schedule", "dropout": "--dropout", "batch_norm": "--batch-norm",
+            "l1": "--l1", "max_norm": "--max-norm", "clip_norm": "--clip-norm"}
 
 
 def _flag_for(message):
@@ -714,7 +772,8 @@ def _run(config, t_start):
     try:
         net = fnn.Network([784, *config["hidden"], 10], hidden=config["activation"],
                           output=config["output"], cost=config["cost"], init=config["init"],
-                          dtype=config["dtype"], seed=config["seed"])
+                          dtype=config["dtype"], seed=config["seed"],
+                          batch_norm=config["batch_norm"])
         optimizer = OPTIMIZERS[config["optimizer"]][0](fnn, config)
         schedule = make_schedule(config)
     except (ValueError, TypeError) as exc:
@@ -750,7 +809,9 @@ def _run(config, t_start):
     try:
         hist = net.fit(X, y, epochs=epochs, batch_size=config["batch_size"],
                        optimizer=optimizer, l2=l2, validation_data=validation,
-                       progress=display, schedule=schedule, early_stopping=stopper)
+                       progress=display, schedule=schedule, early_stopping=stopper,
+                       dropout=config["dropout"], l1=config["l1"],
+                       max_norm=config["max_norm"], clip_norm=config["clip_norm"])
     except fnn.DivergenceError as exc:
         return _fail(f"{exc} (nothing was saved)", 1)
     except (ValueError, TypeError) as exc:

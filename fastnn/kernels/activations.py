@@ -33,6 +33,9 @@ SOFTMAX = 5
 ELU = 6
 GELU = 7
 SILU = 8
+#: PReLU has a learnable slope per unit, so ``activate`` cannot compute it from a scalar
+#: ``slope``: networks with PReLU train and predict in ``layers.py``, which applies it.
+PRELU = 9
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
