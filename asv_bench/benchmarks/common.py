@@ -50,6 +50,13 @@ CONFIGS = {
     "D": dict(sizes=(784, 100, 10), hidden="relu", output="softmax",
               cost="log_likelihood", batch=1, lr=0.01, momentum=0.0),
 }
+#: Config B with the layers that train in kernels/layers.py: name -> (Network keyword
+#: arguments, fit keyword arguments).
+LAYER_CONFIGS = {
+    "B+dropout": ({}, {"dropout": 0.5}),
+    "B+prelu": ({"hidden": "prelu"}, {}),
+    "B+batch_norm": ({"batch_norm": True}, {}),
+}
 #: Samples the NumPy reference trains on (a slice of the epoch, ~0.5 s each here).
 REF_SAMPLES = {"A": 10_000, "B": 10_000, "C": 4_000, "D": 1_000}
 #: Rows of the NumPy reference's prediction benchmark.
@@ -120,22 +127,34 @@ def gaussian(shape, dtype, scale=1.0, salt=0):
 
 
 # --- networks ---------------------------------------------------------------------------
+def _split(config):
+    """``(base config, Network kwargs, fit kwargs)`` of ``config`` (CONFIGS or
+    LAYER_CONFIGS)."""
+    if config in LAYER_CONFIGS:
+        net_kw, fit_kw = LAYER_CONFIGS[config]
+        return CONFIGS[config.split("+")[0]], net_kw, fit_kw
+    return CONFIGS[config], {}, {}
+
+
 def network(config, dtype="float32"):
     """A freshly initialised Network of configuration ``config`` (seeded)."""
-    c = CONFIGS[config]
-    return fnn.Network(list(c["sizes"]), hidden=c["hidden"], output=c["output"],
-                       cost=c["cost"], dtype=dtype, seed=SEED)
+    c, net_kw, _ = _split(config)
+    kw = dict(hidden=c["hidden"], output=c["output"], cost=c["cost"], dtype=dtype,
+              seed=SEED)
+    kw.update(net_kw)
+    return fnn.Network(list(c["sizes"]), **kw)
 
 
 def optimizer(config):
-    c = CONFIGS[config]
+    c = _split(config)[0]
     return fnn.SGD(lr=c["lr"], momentum=c["momentum"])
 
 
 def fit_epoch(net, config, X, y):
     """One epoch of ``config`` over ``(X, y)`` through the public API."""
-    net.fit(X, y, epochs=1, batch_size=CONFIGS[config]["batch"],
-            optimizer=optimizer(config), progress=False)
+    c, _, fit_kw = _split(config)
+    net.fit(X, y, epochs=1, batch_size=c["batch"], optimizer=optimizer(config),
+            progress=False, **fit_kw)
 
 
 @functools.lru_cache(maxsize=None)

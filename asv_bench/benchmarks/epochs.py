@@ -9,6 +9,8 @@ small batches runs), for the configurations A-D of ``common.CONFIGS``:
 
 Each timed call trains a freshly initialised network (setup builds it) for one epoch;
 the kernels are compiled (or loaded from Numba's cache) in setup by a fit on 512 rows.
+``LayersEpoch`` does the same for config B with dropout 0.5, with PReLU and with batch
+norm (``common.LAYER_CONFIGS``), which train in ``kernels/layers.py``.
 """
 from . import common
 
@@ -33,4 +35,21 @@ class Epoch:
         """Peak resident memory of the process through one epoch's ``fit``: the Python
         and Numba runtime, the 157 MB of float32 data (built without temporaries), and
         whatever ``fit`` allocates (sparse index, workspaces, copies)."""
+        common.fit_epoch(self.net, config, self.X, self.y)
+
+
+class LayersEpoch:
+    params = [list(common.LAYER_CONFIGS)]
+    param_names = ["config"]
+    number = 1
+    repeat = (2, 5, 10.0)
+    warmup_time = 0
+    timeout = 600
+
+    def setup(self, config):
+        common.warm_fit(config)
+        self.X, self.y = common.mnist_like(common.N_TRAIN)
+        self.net = common.network(config)
+
+    def time_epoch(self, config):
         common.fit_epoch(self.net, config, self.X, self.y)
