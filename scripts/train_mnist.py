@@ -259,24 +259,26 @@ PRESETS = {
         },
     ),
     "best": (
-        "784-800-10 relu/softmax, he init, Adam lr 1e-3 with cosine decay, batch 32, "
-        "15 epochs: >= 98.5% test accuracy",
+        "784-800-800-10 relu/softmax, he init, dropout 0.3, Adam lr 1e-3 with cosine "
+        "decay, batch 128, 20 epochs: >= 98.5% test accuracy",
         {
-            "hidden": [800],
+            "hidden": [800, 800],
             "activation": "relu",
             "output": "softmax",
             "cost": "log_likelihood",
             "init": "he",
-            "epochs": 15,
-            "batch_size": 32,
+            "epochs": 20,
+            "batch_size": 128,
             "optimizer": "adam",
-            # Measured test accuracy: seed 0 98.56%, seed 1 98.44%, seed 2 98.51% (seed 1
-            # with 20 epochs 98.49%, with AdamW weight decay 0.05 98.47%)
+            # Measured test accuracy, seeds 0-2: 98.67, 98.66, 98.61% (validation
+            # 98.57, 98.64, 98.52%). Without dropout, 784-800-10, batch 32, 15 epochs:
+            # 98.56, 98.44, 98.51%; with dropout 0.3 there: 98.46 (seed 0), 98.61% (seed 1).
             "lr": 1e-3,
             "momentum": 0.0,
             "nesterov": False,
             "schedule": "cosine",
             "l2": 0.0,
+            "dropout": 0.3,
         },
     ),
 }

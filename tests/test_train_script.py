@@ -69,9 +69,10 @@ def test_default_is_the_fast_preset():
                          momentum=0.0, epochs=60, l2=None, l2_lambda=5.0,
                          schedule="constant", seed=0)),
     ("fast", dict(activation="relu", output="softmax", cost="log_likelihood", seed=0)),
-    ("best", dict(hidden=[800], activation="relu", output="softmax", cost="log_likelihood",
-                  init="he", optimizer="adam", lr=1e-3, schedule="cosine", epochs=15,
-                  batch_size=32, momentum=0.0, l2=0.0, seed=0)),
+    ("best", dict(hidden=[800, 800], activation="relu", output="softmax",
+                  cost="log_likelihood", init="he", optimizer="adam", lr=1e-3,
+                  schedule="cosine", epochs=20, batch_size=128, momentum=0.0, l2=0.0,
+                  dropout=0.3, batch_norm=False, seed=0)),
 ])
 def test_presets_are_as_specified(preset, expected):
     config = tm.resolve_config(["--preset", preset])
