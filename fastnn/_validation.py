@@ -17,8 +17,11 @@ def _as_numeric(name, a):
     return arr
 
 
-def check_X(X, n_features, dtype, name="X"):
-    """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (copied only if needed)."""
+def check_X(X, n_features, dtype, name="X", finite=None):
+    """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (copied only if needed).
+
+    ``finite(arr) -> bool`` may replace the check for NaN and infinity (``Network.fit``
+    passes one that also counts the non-zeros in the same pass over ``X``)."""
     arr = _as_numeric(name, X)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}")
@@ -28,7 +31,7 @@ def check_X(X, n_features, dtype, name="X"):
         raise ValueError(f"{name} has {arr.shape[1]} features per sample but the network's "
                          f"input layer has {n_features}")
     out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
+    if not (np.isfinite(out).all() if finite is None else finite(out)):
         bad = np.argwhere(~np.isfinite(out))[0]
         raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, "
                          f"column {bad[1]}); also check values that overflow {dtype}")

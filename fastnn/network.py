@@ -470,7 +470,16 @@ class Network:
             If the cost or the weights become non-finite; the network keeps the weights
             of the last complete epoch.
         """
-        X = check_X(X, self.sizes[0], self.dtype)
+        scan = []
+
+        def finite(arr):   # one pass: the NaN/inf check and the CSR row pointer
+            indptr, bad = _kt.nonzero_rows(arr)
+            scan.append(indptr)
+            return bad == 0
+
+        small = (isinstance(batch_size, numbers.Integral) and batch_size < BLAS_MIN_BATCH
+                 and not clip_norm)   # the sparse index will be wanted (_sparse_index)
+        X = check_X(X, self.sizes[0], self.dtype, finite=finite if small else None)
         labels, Y, use_labels, binary = self._check_y(y, X.shape[0])
         epochs = check_int("epochs", epochs, 0)
         batch_size = min(check_int("batch_size", batch_size, 1), X.shape[0])
@@ -535,7 +544,8 @@ class Network:
         on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
         on_batch = [cb.on_batch for cb in cbs if hasattr(cb, "on_batch")]
         indptr, indices = self._sparse_index(X, batch_size,
-                                             fused=not (clip_norm or layered))
+                                             fused=not (clip_norm or layered),
+                                             indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         for k in range(epochs):
             epoch = self.epochs_trained
@@ -660,18 +670,20 @@ class Network:
         return fun
 
     @staticmethod
-    def _sparse_index(X, batch_size, fused=True):
+    def _sparse_index(X, batch_size, fused=True, indptr=None):
         """The CSR index of X's non-zeros when small batches would profit from it.
 
         Small batches (the fused loop path) read only the non-zero inputs through it when
         at most SPARSE_MAX_DENSITY of X is non-zero; it costs 4 bytes per non-zero
         (30 MB for MNIST's 50,000 training images) and one pass over X per ``fit``.
-        ``fused=False`` (gradient clipping: the unfused loops) never uses it.
+        ``fused=False`` (gradient clipping: the unfused loops) never uses it. ``indptr``:
+        the row pointer if already computed (``fit`` gets it with the NaN check).
         """
         empty = np.empty(0, np.int64), np.empty(0, np.int32)
         if not fused or batch_size >= BLAS_MIN_BATCH or batch_size > CHUNK:
             return empty
-        indptr = _kt.nonzero_rows(X)
+        if indptr is None:
+            indptr = _kt.nonzero_rows(X)[0]
         if indptr[-1] > SPARSE_MAX_DENSITY * X.size:
             return empty
         return indptr, _kt.nonzero_columns(X, indptr)

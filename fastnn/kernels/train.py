@@ -408,17 +408,30 @@ def predict(params, layout, codes, slope, X, out, chunk, blas_min):
 @njit(cache=True)
 def nonzero_rows(X):
     """Row pointer of the CSR index of ``X``'s non-zeros: ``indptr[r + 1] - indptr[r]``
-    is the number of non-zeros of row ``r`` (int64, ``n + 1`` entries)."""
+    is the number of non-zeros of row ``r`` (int64, ``n + 1`` entries); and the number
+    of NaN or infinite entries.
+
+    Both counts in one vectorised pass (``x - x`` is 0 for finite ``x``, NaN otherwise),
+    so ``fit`` needs no separate ``np.isfinite`` pass over ``X``. Measured on MNIST's
+    50,000 float32 training images (same-run minima): ``np.isfinite(X).all()`` 23.5 ms
+    (and a 39 MB mask), this pass 13.4 ms without the second count and 16.1 ms with it.
+    """
     n, d = X.shape
     indptr = np.empty(n + 1, np.int64)
     indptr[0] = 0
+    zero = like(X, 0.0)
+    bad = 0
     for r in range(n):
         c = 0
+        nf = 0
         x = X[r]
         for i in range(d):
-            c += x[i] != 0
+            v = x[i]
+            c += v != zero
+            nf += (v - v) != zero
         indptr[r + 1] = indptr[r] + c
-    return indptr
+        bad += nf
+    return indptr, bad
 
 
 @njit(cache=True)
@@ -443,5 +456,5 @@ def nonzero_columns(X, indptr):
 @njit(cache=True)
 def nonzero_index(X):
     """CSR index of the non-zero entries of ``X``: ``(indptr int64, indices int32)``."""
-    indptr = nonzero_rows(X)
+    indptr = nonzero_rows(X)[0]
     return indptr, nonzero_columns(X, indptr)
