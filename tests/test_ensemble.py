@@ -372,3 +372,19 @@ def test_parallel_progress_lines(sparse_data, capsys):
         ["member 0", "epoch 1/2"], ["member 1", "epoch 1/2"],
         ["member 0", "epoch 2/2"], ["member 1", "epoch 2/2"]]
     assert all("loss" in line and "accuracy" in line for line in err)
+
+
+def test_parallel_kernel_is_imported_only_when_used():
+    """The parallel kernel costs a cold compile of its own (~40 s): a sequential fit
+    must not even import its module."""
+    script = r"""
+import sys, numpy as np, fastnn as fnn
+X = np.random.default_rng(0).random((100, 3)); y = np.arange(100) % 2
+fnn.Ensemble(2, [3, 4, 2]).fit(X, y, batch_size=8, progress=False, parallel=False)
+fnn.Ensemble(2, [3, 4, 2]).fit(X, y, batch_size=64, progress=False)
+print("fastnn.kernels.ensemble" in sys.modules)
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False"]
