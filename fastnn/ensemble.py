@@ -168,11 +168,15 @@ class Ensemble:
             its last good epoch, members before it completed their training and the
             members after it are left as they were before this call.
         """
-        if not (parallel is True or parallel is False or
-                (isinstance(parallel, str) and parallel == "auto")):
+        if isinstance(parallel, (bool, np.bool_)):
+            parallel = bool(parallel)
+        elif not isinstance(parallel, str):
+            raise TypeError(f"parallel must be 'auto', True or False; got {parallel!r}")
+        elif parallel != "auto":
             raise ValueError(f"parallel must be 'auto', True or False; got {parallel!r}")
         X = check_X(X, self.sizes[0], self.dtype)
-        if parallel is not False:
+        if parallel is True or (parallel == "auto" and len(self) > 1
+                                and numba.get_num_threads() > 1):
             check_int("epochs", fit_kwargs.get("epochs", 1), 0)
             # Network.fit checks all arguments before it changes anything, and with
             # epochs=0 it stops there: the same checks and errors as the sequential path
@@ -181,8 +185,7 @@ class Ensemble:
             if parallel is True and refusal is not None:
                 raise ValueError(f"parallel=True cannot train these members together: "
                                  f"{refusal}; use parallel='auto' or False")
-            if refusal is None and (parallel is True or (
-                    len(self) > 1 and numba.get_num_threads() > 1)):
+            if refusal is None:
                 return self._fit_parallel(X, y, **fit_kwargs)
         if "optimizer" in fit_kwargs:
             opts = self._member_optimizers(fit_kwargs.pop("optimizer"))

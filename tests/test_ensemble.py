@@ -346,8 +346,8 @@ def test_parallel_bad_arguments_change_nothing(sparse_data):
     X, y, _, _ = sparse_data
     ens = fnn.Ensemble(2, [30, 6, 4], seed=0)
     before = [m.params.copy() for m in ens.members]
-    for par in ("yes", 1, None):
-        with pytest.raises(ValueError, match="parallel"):
+    for par, exc in (("yes", ValueError), (1, TypeError), (None, TypeError)):
+        with pytest.raises(exc, match="parallel"):
             ens.fit(X, y, parallel=par, progress=False)
     for kw, exc, name in [({"epochs": -1}, ValueError, "epochs"),
                           ({"batch_size": 0}, ValueError, "batch_size"),
