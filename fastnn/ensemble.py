@@ -140,11 +140,12 @@ class Ensemble:
             As for :meth:`fastnn.Network.fit`.
         parallel : {"auto", True, False}, default "auto"
             ``"auto"``: the parallel path when the arguments are in its scope, Numba
-            has more than one thread and there is more than one member (measured on
-            2 cores, 784-100-10 on MNIST-shaped data: about 1.8x faster than
-            sequential for 2 and 4 members at batch 10 and 32; with one thread it
-            gains nothing); True: the parallel path, or ValueError when the arguments
-            are outside its scope; False: sequential.
+            has more than one thread and there is more than one member; True: the
+            parallel path (also on one thread), or ValueError when the arguments are
+            outside its scope; False: sequential. The parallel path spends no more
+            CPU time than the sequential one (it builds the CSR index of ``X`` once,
+            not once per member), so it is at least as fast whenever it has threads;
+            how much faster depends on free cores (see the measurement in the code).
         **fit_kwargs
             Passed to each member's :meth:`fastnn.Network.fit` (``epochs``,
             ``batch_size``, ``optimizer``, ``validation_data``, ...). An optimizer
@@ -162,7 +163,8 @@ class Ensemble:
         ------
         ValueError, TypeError
             For bad arguments, as :meth:`fastnn.Network.fit` (no member changes), and
-            ValueError for ``parallel=True`` with arguments outside the parallel path.
+            ValueError for ``parallel=True`` with arguments outside the parallel path
+            (and for a bad ``parallel``).
         DivergenceError
             As from the sequential fits: member ``j`` diverged; it keeps the weights of
             its last good epoch, members before it completed their training and the
@@ -175,6 +177,12 @@ class Ensemble:
         elif parallel != "auto":
             raise ValueError(f"parallel must be 'auto', True or False; got {parallel!r}")
         X = check_X(X, self.sizes[0], self.dtype)
+        # "auto" is parallel whenever there are threads and members to spread: MNIST,
+        # 784-100-10 float32, one epoch of 2 or 4 members at batch 10 and 32 (SGD with
+        # momentum, Adam; scripts in the branch's report), on this project's 2 cores
+        # busy with other jobs (load ~5): wall time 1.01-1.39x faster than sequential,
+        # process CPU time equal; the busiest thread's CPU time (the wall time with the
+        # cores free) 1.85-2.6x less than the sequential fits'.
         if parallel is True or (parallel == "auto" and len(self) > 1
                                 and numba.get_num_threads() > 1):
             check_int("epochs", fit_kwargs.get("epochs", 1), 0)
