@@ -388,3 +388,23 @@ print("fastnn.kernels.ensemble" in sys.modules)
                          timeout=900)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "identity"])
+def test_parallel_binary_and_regression_members_equal_their_lone_fits(output):
+    """float64 members with float targets: binary 0/1 labels (accuracy by a forward
+    pass) and regression values (no accuracy)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((90, 3))
+    y = (X[:, 0] > 0).astype(int) if output == "sigmoid" else X @ np.array([[1.0], [-0.5], [0.2]])
+    kw = dict(epochs=3, batch_size=8, optimizer=fnn.SGD(0.05, momentum=0.5), progress=False,
+              validation_data=(X[:30], y[:30]))
+    ens = fnn.Ensemble(2, [3, 5, 1], output=output, dtype="float64", seed=1)
+    hists = ens.fit(X, y, parallel=True, **kw)
+    for k in range(2):
+        net = fnn.Network([3, 5, 1], output=output, dtype="float64", seed=1 + k)
+        alone = net.fit(X, y, **dict(kw, optimizer=fnn.SGD(0.05, momentum=0.5)))
+        assert np.array_equal(ens.members[k].params, net.params)
+        assert _without_seconds(hists[k]) == _without_seconds(alone)
+        assert ("val_accuracy" in alone.history) == (output == "sigmoid")
+    assert np.array_equal(ens.predict(X), ens.members[0]._decide(ens.predict_proba(X)))
