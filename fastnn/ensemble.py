@@ -127,8 +127,9 @@ class Ensemble:
           the arguments ``epochs``, ``batch_size``, ``optimizer``, ``l2``, ``l1``,
           ``max_norm``, ``shuffle``, ``validation_data`` and ``progress`` (True or
           False: one line per member and epoch). ``seconds`` is then the wall time of
-          the epoch's joint call, the same for all members. Its kernel is compiled on
-          first use (about 40 s with an empty Numba cache, then cached on disk).
+          the epoch's joint call, the same for all members. It calls the sequential
+          path's compiled epoch kernel, so it adds only ~3 s of compilation with an
+          empty Numba cache (then cached on disk).
         - **sequential**: the members train one after another through
           :meth:`fastnn.Network.fit`; anything else (``schedule``,
           ``early_stopping``, ``callbacks``, ``clip_norm``, a progress display object,

@@ -375,8 +375,8 @@ def test_parallel_progress_lines(sparse_data, capsys):
 
 
 def test_parallel_kernel_is_imported_only_when_used():
-    """The parallel kernel costs a cold compile of its own (~40 s): a sequential fit
-    must not even import its module."""
+    """The parallel loop costs a cold compile of its own (~3 s): a sequential fit must
+    not even import its module."""
     script = r"""
 import sys, numpy as np, fastnn as fnn
 X = np.random.default_rng(0).random((100, 3)); y = np.arange(100) % 2
