@@ -226,13 +226,13 @@ class Ensemble:
         if validation_data is not None:
             Xv = check_X(validation_data[0], self.sizes[0], self.dtype, "validation_data[0]")
             val = (Xv, *net0._check_y(validation_data[1], Xv.shape[0], "validation_data[1]"))
-        histories = [History() for _ in nets]
-        if epochs == 0:
-            return histories
-        if isinstance(optimizer, Optimizer):
+        if isinstance(optimizer, Optimizer):   # (before epochs == 0, as sequentially)
             opts = self._member_optimizers(optimizer)
         else:
             opts = [_opt.get(optimizer) for _ in nets]   # a fresh one each, as Network.fit
+        histories = [History() for _ in nets]
+        if epochs == 0:
+            return histories
         # what each member looked like before this call: a divergence puts the members
         # after the diverging one back, as if their sequential fits had not started
         before = [(net.epochs_trained, net._labels_fitted, net.params.copy(), opt.state,

@@ -408,3 +408,19 @@ def test_parallel_binary_and_regression_members_equal_their_lone_fits(output):
         assert _without_seconds(hists[k]) == _without_seconds(alone)
         assert ("val_accuracy" in alone.history) == (output == "sigmoid")
     assert np.array_equal(ens.predict(X), ens.members[0]._decide(ens.predict_proba(X)))
+
+
+def test_parallel_keeps_the_sequential_optimizer_bookkeeping(sparse_data):
+    """Another optimizer object, even for zero epochs, replaces the members' copies on
+    both paths, so the first object passed again starts afresh on both."""
+    X, y, _, _ = sparse_data
+    out = []
+    for par in (True, False):
+        ens = fnn.Ensemble(2, [30, 6, 4], seed=2)
+        a, b = fnn.SGD(0.05, momentum=0.9), fnn.SGD(0.05, momentum=0.9)
+        for opt, epochs in ((a, 1), (b, 0), (a, 1)):
+            ens.fit(X, y, epochs=epochs, batch_size=10, optimizer=opt, progress=False,
+                    parallel=par)
+        out.append([m.params.copy() for m in ens.members] + [ens._opts[1][0].step[0]])
+    assert all(np.array_equal(p, s) for p, s in zip(out[0], out[1]))
+    assert out[0][-1] == 40    # 400 samples / 10: one epoch's steps, not two
