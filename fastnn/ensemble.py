@@ -181,9 +181,9 @@ class Ensemble:
         # "auto" is parallel whenever there are threads and members to spread. Measured
         # on MNIST, 784-100-10 float32, one epoch of 2 or 4 members at batch 10 and 32
         # (SGD with momentum, Adam; scripts/bench_ensemble.py), on this project's 2
-        # cores busy with other jobs (load 3-7), two runs: wall time 0.96-1.39x less
+        # cores busy with other jobs (load 2-7), three runs: wall time 0.96-1.39x less
         # than sequential, process CPU time equal; the busiest thread's CPU time (the
-        # wall time with the cores free) 1.84-2.6x less than the sequential fits'.
+        # wall time with the cores free) 1.82-2.6x less than the sequential fits'.
         if parallel is True or (parallel == "auto" and len(self) > 1
                                 and numba.get_num_threads() > 1):
             check_int("epochs", fit_kwargs.get("epochs", 1), 0)
