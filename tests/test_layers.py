@@ -393,3 +393,16 @@ def test_ensemble_of_batch_norm_members_saves_and_loads(tmp_path):
     for a, b in zip(back.members, ens.members):
         assert np.array_equal(a.params, b.params) and np.array_equal(a._stats, b._stats)
     assert np.array_equal(back.predict_proba(X), ens.predict_proba(X))
+
+
+def test_ensemble_with_layers_or_dropout_trains_sequentially():
+    X, y = make_problem("softmax", "log_likelihood", n=40, n_in=4, n_out=3, seed=1)
+    for kwargs, fit_kw, needle in ((dict(hidden="prelu"), {}, "PReLU"),
+                                   ({}, dict(dropout=0.2), "dropout")):
+        ens = fnn.Ensemble(2, [4, 8, 3], seed=3, **kwargs)
+        with pytest.raises(ValueError, match=needle):
+            ens.fit(X, y, epochs=1, batch_size=8, parallel=True, progress=False, **fit_kw)
+        ens.fit(X, y, epochs=1, batch_size=8, progress=False, **fit_kw)     # auto
+        alone = fnn.Network([4, 8, 3], seed=4, **kwargs)
+        alone.fit(X, y, epochs=1, batch_size=8, progress=False, **fit_kw)
+        assert np.array_equal(ens.members[1].params, alone.params)
