@@ -535,6 +535,7 @@ class Network:
         n = X.shape[0]
         drop = np.asarray(drop + [0.0], np.float64)   # one rate per layer, output: 0
         layered = self._extended or drop.any()
+        drop_seed = self._dropout_seed()
         if layered and any(self.batch_norm):
             chunk = batch_size   # a batch's statistics are taken over one chunk
         # A progress bar that wants updates within the epoch gets the epoch in slices of
@@ -565,7 +566,7 @@ class Network:
                     lo, co, dn = _kl.train_epoch_ext(
                         self._params, self._layout, self._layout_x, self._codes,
                         self._slope, self._cost_code, self._ext, self._stats, drop,
-                        self._dropout_seed(), self.batch_norm_momentum, self.batch_norm_eps,
+                        drop_seed, self.batch_norm_momentum, self.batch_norm_eps,
                         X, Y, labels, use_labels, part, batch_size, chunk, BLAS_MIN_BATCH,
                         l2, l1, max_norm, clip_norm, opt.code, hyper, opt.state, opt.step)
                 else:

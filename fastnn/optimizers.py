@@ -159,15 +159,7 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    lr : float, default 0.001
-        Learning rate, > 0.
-    betas : (float, float), default (0.9, 0.999)
-        Decay rates of the first and second moment estimates, each in [0, 1).
-    eps : float, default 1e-8
-        Added to the denominator, >= 0.
-    {wd}
-    amsgrad : bool, default False
-        Use the maximum of the past second moments (Reddi et al., 2018).
+    {adam}
     """
 
     code = _k.ADAM
@@ -202,15 +194,7 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    lr : float, default 0.001
-        Learning rate, > 0.
-    betas : (float, float), default (0.9, 0.999)
-        Decay rates of the first and second moment estimates, each in [0, 1).
-    eps : float, default 1e-8
-        Added to the denominator, >= 0.
-    {wd}
-    amsgrad : bool, default False
-        Use the maximum of the past second moments.
+    {adam}
     """
 
     _decoupled = True
@@ -323,6 +307,18 @@ class Adagrad(Optimizer):
                 f"initial_accumulator_value={self.initial_accumulator_value}, eps={self.eps})")
 
 
+#: the parameters Adam and AdamW share (``{adam}`` in their docstrings)
+_ADAM_PARAMS_DOC = """lr : float, default 0.001
+        Learning rate, > 0.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the first and second moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    {wd}
+    amsgrad : bool, default False
+        Use the maximum of the past second moments (Reddi et al., 2018)."""
+for _cls in (Adam, AdamW):
+    _cls.__doc__ = _cls.__doc__.replace("{adam}", _ADAM_PARAMS_DOC)
 for _cls, _default, _what in ((Adam, "0.0", "L2 penalty added to the gradient"),
                               (AdamW, "0.01", "Decoupled weight decay"),
                               (RMSprop, "0.0", "L2 penalty added to the gradient"),

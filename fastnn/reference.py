@@ -336,7 +336,6 @@ def flat_loss_and_gradient(params, sizes, X, y, hidden, output, cost, l2=0.0, sl
 # dicts of lists over the hidden layers, ``None`` where a layer has no such parameter:
 # ``extras = {"alpha": [...], "gamma": [...], "beta": [...]}``; running statistics are
 # ``stats = {"mean": [...], "var": [...]}``.
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 

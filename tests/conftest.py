@@ -1,7 +1,10 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-import fastnn as fnn
 from fastnn import costs
 
 
@@ -11,6 +14,17 @@ def rel_err(a, b):
         a, b = np.concatenate([x.ravel() for x in a]), np.concatenate([x.ravel() for x in b])
     a, b = np.asarray(a, float), np.asarray(b, float)
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+def run_with_threads(script, n, timeout=900):
+    """Run ``python -c script`` in a fresh process with ``n`` threads everywhere (Numba,
+    OpenMP, OpenBLAS, MKL); returns its standard output split into words (hashes)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
+               OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
 
 
 def make_problem(output, cost, n=13, n_in=4, n_out=3, seed=0, soft=False):

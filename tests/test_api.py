@@ -1,6 +1,5 @@
 """The public API: construction, fit results, inference, and bad input that raises
 clearly and leaves the network unchanged."""
-import io
 import re
 
 import numpy as np

@@ -14,7 +14,6 @@ import bz2
 import gzip
 import hashlib
 import lzma
-import os
 import socket
 import threading
 from collections.abc import Iterator

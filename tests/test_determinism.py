@@ -1,12 +1,9 @@
 """Same seed and data -> bitwise the same weights, whatever the thread count."""
-import hashlib
-import os
-import subprocess
-import sys
-
 import numpy as np
 
 import fastnn as fnn
+
+from conftest import run_with_threads
 
 SCRIPT = r"""
 import hashlib, numpy as np, fastnn as fnn
@@ -24,17 +21,8 @@ print(" ".join(out))
 """
 
 
-def run_with_threads(n):
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
-               OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))
-    res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    return res.stdout.split()
-
-
 def test_bitwise_identical_on_one_and_two_threads():
-    one, two = run_with_threads(1), run_with_threads(2)
+    one, two = run_with_threads(SCRIPT, 1), run_with_threads(SCRIPT, 2)
     assert len(one) == 4
     assert one == two
 

@@ -1,7 +1,6 @@
 """fastnn.Ensemble: members from different seeds, averaged outputs, save/load, and the
 parallel path (members' epochs in one compiled call)."""
 import hashlib
-import os
 import subprocess
 import sys
 
@@ -11,6 +10,8 @@ import pytest
 
 import fastnn as fnn
 from fastnn.io import ModelFileError
+
+from conftest import run_with_threads
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,7 @@ def test_members_differ_and_same_seeds_reproduce(clouds):
     b = fnn.Ensemble(3, [2, 10, 3], hidden="silu", seeds=[4, 5, 6])
     ha, hb = _fit(a, X, y), _fit(b, X, y)
     assert len(ha) == 3 and all(len(h.history["loss"]) == 5 for h in ha)
+    assert [h.history["loss"] for h in ha] == [h.history["loss"] for h in hb]
     for ma, mb in zip(a.members, b.members):
         assert np.array_equal(ma.params, mb.params)
     p = [m.params for m in a.members]
@@ -239,14 +241,7 @@ print(" ".join(out))
 
 
 def test_parallel_path_is_independent_of_the_thread_count():
-    hashes = []
-    for n in (1, 2):
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
-                   OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))
-        res = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env,
-                             capture_output=True, text=True, timeout=900)
-        assert res.returncode == 0, res.stderr
-        hashes.append(res.stdout.split())
+    hashes = [run_with_threads(THREADS_SCRIPT, n) for n in (1, 2)]
     assert len(hashes[0]) == 6 and hashes[0] == hashes[1]
     assert len(set(hashes[0])) == 6
     # and equal to the member trained alone, sequentially, in this process

@@ -15,30 +15,9 @@ norm (``common.LAYER_CONFIGS``), which train in ``kernels/layers.py``.
 from . import common
 
 
-class Epoch:
-    params = [list(common.CONFIGS)]
-    param_names = ["config"]
-    number = 1
-    repeat = (2, 5, 10.0)
-    warmup_time = 0
-    timeout = 600
-
-    def setup(self, config):
-        common.warm_fit(config)
-        self.X, self.y = common.mnist_like(common.N_TRAIN)
-        self.net = common.network(config)
-
-    def time_epoch(self, config):
-        common.fit_epoch(self.net, config, self.X, self.y)
-
-    def peakmem_fit(self, config):
-        """Peak resident memory of the process through one epoch's ``fit``: the Python
-        and Numba runtime, the 157 MB of float32 data (built without temporaries), and
-        whatever ``fit`` allocates (sparse index, workspaces, copies)."""
-        common.fit_epoch(self.net, config, self.X, self.y)
-
-
 class LayersEpoch:
+    """One epoch of a configuration of ``common.LAYER_CONFIGS`` (``Epoch`` adds the
+    configurations A-D and the memory benchmark)."""
     params = [list(common.LAYER_CONFIGS)]
     param_names = ["config"]
     number = 1
@@ -52,4 +31,14 @@ class LayersEpoch:
         self.net = common.network(config)
 
     def time_epoch(self, config):
+        common.fit_epoch(self.net, config, self.X, self.y)
+
+
+class Epoch(LayersEpoch):
+    params = [list(common.CONFIGS)]
+
+    def peakmem_fit(self, config):
+        """Peak resident memory of the process through one epoch's ``fit``: the Python
+        and Numba runtime, the 157 MB of float32 data (built without temporaries), and
+        whatever ``fit`` allocates (sparse index, workspaces, copies)."""
         common.fit_epoch(self.net, config, self.X, self.y)

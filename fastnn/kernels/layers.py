@@ -36,7 +36,7 @@ from numba import njit
 from ._numeric import like
 from .activations import IDENTITY, activate, keeps_z, mul_derivative
 from .dense import backprop_delta, forward, gradients, output_delta
-from .train import _block, _gather, _max_width
+from .train import _block, _gather, delta_buffers
 from .updates import apply_update, max_norm_columns, regularize_gradient
 
 Y_BLOCK, A_BLOCK, XHAT_BLOCK, MASK_BLOCK, AD_BLOCK = 0, 1, 2, 3, 4
@@ -101,21 +101,11 @@ def ext_workspace(params, layout, chunk):
     for l in range(L - 1):
         hoff[l] = H
         H += layout[l, 3]
-    m_out = layout[L - 1, 3]
-    width = max(_max_width(layout), layout[0, 2])
     hs = np.empty(_NBLOCKS * chunk * H, params.dtype)
     bninv = np.empty(max(H, 1), params.dtype)
     acts0 = np.empty(chunk * layout[0, 2], params.dtype)
-    Zout = np.empty(chunk * m_out, params.dtype)
-    Aout = np.empty(chunk * m_out, params.dtype)
-    D1 = np.empty(chunk * width, params.dtype)
-    D2 = np.empty(chunk * width, params.dtype)
-    Tws = np.empty(chunk * m_out, params.dtype)
-    labws = np.empty(chunk, np.int64)
-    wsize = 0
-    for l in range(1, L):
-        wsize = max(wsize, layout[l, 2] * layout[l, 3])
-    wt = np.empty(wsize, params.dtype)
+    Aout = np.empty(chunk * layout[L - 1, 3], params.dtype)
+    Zout, D1, D2, Tws, labws, wt = delta_buffers(params, layout, chunk)
     return hoff, H, hs, bninv, acts0, Zout, Aout, D1, D2, Tws, labws, wt
 
 
@@ -400,10 +390,10 @@ def predict_ext(params, layout, codes, slope, ext, stats, eps, X, out, chunk, bl
     n = X.shape[0]
     loss = 0.0
     correct = 0
+    rows = np.empty(0, np.int64)   # no dropout at inference: no sample rows needed
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         B = c1 - c0
-        rows = np.empty(0, np.int64)
         Ao = forward_ext(params, layout, codes, slope, ext, stats, drop, 0, 0, rows,
                          X[c0:c1], False, False, 0.0, eps, hoff, H, chunk, hs, bninv, Zout,
                          Aout, B >= blas_min)

@@ -177,13 +177,24 @@ def _workspace(params, layout, codes, chunk):
     (``keeps_z``), room for the hidden layers' ``Z`` follows (see ``_layer_out``)."""
     L = layout.shape[0]
     offs = _act_offsets(layout, chunk)
-    width = max(_max_width(layout), layout[0, 2])
-    m_out = layout[L - 1, 3]
     zroom = 0
     for l in range(L - 1):
         if keeps_z(codes[l]):
             zroom = offs[L] - offs[1]
     acts = np.empty(offs[L + 1] + zroom, params.dtype)
+    Zout, D1, D2, Tws, labws, wt = delta_buffers(params, layout, chunk)
+    return offs, acts, Zout, D1, D2, Tws, labws, wt
+
+
+@njit(cache=True)
+def delta_buffers(params, layout, chunk):
+    """The buffers every forward/backward workspace needs, for chunks of up to ``chunk``
+    rows: ``(Zout, D1, D2, Tws, labws, wt)`` -- the output's pre-activation, two delta
+    blocks (the widest layer, input included), float targets, labels, and room for the
+    largest ``W`` above the first layer transposed (the loops' ``backprop_delta``)."""
+    L = layout.shape[0]
+    width = max(_max_width(layout), layout[0, 2])
+    m_out = layout[L - 1, 3]
     Zout = np.empty(chunk * m_out, params.dtype)
     D1 = np.empty(chunk * width, params.dtype)
     D2 = np.empty(chunk * width, params.dtype)
@@ -192,8 +203,8 @@ def _workspace(params, layout, codes, chunk):
     wsize = 0
     for l in range(1, L):
         wsize = max(wsize, layout[l, 2] * layout[l, 3])
-    wt = np.empty(wsize, params.dtype)  # W transposed, for the loops' backprop_delta
-    return offs, acts, Zout, D1, D2, Tws, labws, wt
+    wt = np.empty(wsize, params.dtype)
+    return Zout, D1, D2, Tws, labws, wt
 
 
 def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
