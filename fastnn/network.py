@@ -807,6 +807,18 @@ class Network:
         from .io import save
         save(self, path)
 
+    def __reduce__(self):
+        # pickle, copy.deepcopy, joblib and Dask go through the model file's description:
+        # the default (pickling __dict__) would turn the weight views into copies that no
+        # longer share the flat buffer, and would drag the kernels' workspaces along.
+        from .io import _meta
+        return (_unpickle, (_meta(self), self._params, self._stats))
+
+
+def _unpickle(meta, params, stats):
+    from .io import _network_from_meta
+    return _network_from_meta("<pickle>", meta, params, stats if stats.size else None)
+
 
 class _Diverged(Exception):
     """A full-batch iterate is not finite."""

@@ -81,3 +81,31 @@ def test_pickled_object_is_refused(tmp_path):
              meta=np.array([{"x": 1}], dtype=object))
     with pytest.raises(fnn.ModelFileError):
         fnn.load(tmp_path / "evil.npz")
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_pickle_and_deepcopy_keep_one_buffer(batch_norm):
+    """pickle / deepcopy (joblib, Dask, scikit-learn's clone of a fitted estimator) give
+    an independent network whose weight views still share its flat buffer."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(3)
+    X, y = rng.random((40, 4)), rng.integers(0, 3, 40)
+    net = fnn.Network([4, 6, 3], hidden="prelu" if batch_norm else "tanh",
+                      batch_norm=batch_norm, dtype="float64", seed=5)
+    net.fit(X, y, epochs=2, batch_size=8, optimizer=fnn.SGD(0.1), progress=False)
+    for back in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert back.params is not net.params
+        assert np.array_equal(back.params, net.params)
+        assert np.array_equal(back._stats, net._stats)
+        assert back.epochs_trained == 2 and back.batch_norm == net.batch_norm
+        assert np.array_equal(back.predict_proba(X), net.predict_proba(X))
+        back.weights[0][0, 0] += 1.0             # a view into back's buffer ...
+        assert back.params[0] == net.params[0] + 1.0   # ... and not into net's
+    # training a copy goes on exactly as training the original does
+    again = pickle.loads(pickle.dumps(net))
+    for n in (again, net):
+        n.fit(X, y, epochs=1, batch_size=8, optimizer=fnn.SGD(0.1), progress=False)
+    assert np.array_equal(again.params, net.params)
+    assert np.array_equal(again._stats, net._stats)
