@@ -603,8 +603,10 @@ _SHARED_NOTES_DOC = """What differs from scikit-learn's MLP:
       under "invscaling" or "adaptive" the velocity is scaled by the current rate,
       where scikit-learn keeps each past step at the rate it was taken with.
     - "adam" adds ``epsilon`` to the bias-corrected ``sqrt(v)`` (PyTorch's form);
-      scikit-learn adds it before the correction, i.e. its ``epsilon`` is this one
-      times ``sqrt(1 - beta_2**t)``. The two differ only in epsilon-sized terms.
+      scikit-learn adds it before the correction (its ``epsilon`` acts as this one
+      divided by ``sqrt(1 - beta_2**t)``). The steps differ where ``sqrt(v)`` is
+      comparable to ``epsilon``, i.e. for weights whose gradient is almost always zero
+      (inputs that are almost always 0); elsewhere they agree closely.
     - ``loss_`` and ``loss_curve_`` add the L2 term with the weights at the end of each
       epoch (scikit-learn: with the weights before each batch).
     - ``warm_start`` continues the optimizer's state (see ``warm_start``).
