@@ -470,6 +470,9 @@ def test_bad_input(small):
     fitted = MLPClassifier((5,), max_iter=2, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="X has 10 features"):
         fitted.predict(X[:, :10])
+    with pytest.raises(ValueError, match="non-finite parameter weights"):
+        MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=5,
+                     random_state=0).fit(X * 100, y * 1000.0)
     with pytest.warns(DataConversionWarning):
         MLPRegressor(hidden_layer_sizes=(5,), max_iter=2).fit(X, y.reshape(-1, 1) / 9.0)
 
