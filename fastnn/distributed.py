@@ -29,8 +29,8 @@ How it runs:
    instead of once per worker process, and the first network on each worker does not
    pay for it. With a warm cache it costs about the time to load the kernels (~2 s).
 4. **One task per network**, under a key of its own (``fastnn-fit-<call>-<index>``),
-   so identical specs all train; the largest networks are given the highest priority,
-   so they start first. Each task trains a copy of the arguments (its own copy of an
+   so identical specs all train; the largest (parameters times epochs) are given the
+   highest priority, so they start first and the sweep does not end waiting for one. Each task trains a copy of the arguments (its own copy of an
    optimizer object, callbacks and schedules) with ``progress=False``; callbacks run on
    the worker (a ``ModelCheckpoint`` writes its files there).
 """
@@ -70,8 +70,12 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
         version) and its dependencies.
     specs : sequence of dict
         Each a dict of :class:`fastnn.Network` arguments, e.g.
-        ``{"sizes": [784, 100, 10], "hidden": "relu", "seed": 3}``. Identical specs are
-        all trained (one task each).
+        ``{"sizes": [784, 100, 10], "hidden": "relu", "seed": 3}``, and optionally the
+        key ``"fit"``: a dict of :meth:`fastnn.Network.fit` arguments for this network
+        alone, over ``fit_kwargs`` -- a sweep of learning rates, batch sizes or
+        optimizers, e.g. ``{"sizes": [784, 100, 10], "fit": {"optimizer":
+        fnn.SGD(lr=0.1)}}`` (``validation_data`` is the same for all). Identical specs
+        are all trained (one task each).
     X, y : array_like
         Training data, as for :meth:`fastnn.Network.fit`; scattered to the cluster once.
     return_history : bool, default False
@@ -96,10 +100,11 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
         Passed to every :meth:`fastnn.Network.fit` (``epochs``, ``batch_size``,
         ``optimizer``, ``validation_data``, ...; not ``progress``). Each task trains
         with its own copy, so the result for spec ``s`` is the network of
-        ``Network(**s).fit(X, y, **copy.deepcopy(fit_kwargs))`` run locally; an
-        optimizer object passed here keeps no state afterwards. They must pickle
-        (Dask's cloudpickle takes lambdas and functions defined in ``__main__``;
-        functions of other modules must be importable on the workers).
+        ``Network(**s).fit(X, y, **copy.deepcopy(fit_kwargs))`` run locally (with
+        ``s["fit"]`` merged into ``fit_kwargs``); an optimizer object passed here keeps
+        no state afterwards. They must pickle (Dask's cloudpickle takes lambdas and
+        functions defined in ``__main__``; functions of other modules must be
+        importable on the workers).
 
     Returns
     -------
@@ -161,13 +166,13 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
                         ("progress", progress)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False; got {value!r}")
-    specs, nets, X, validation_data, task_kwargs = _check(specs, X, y, fit_kwargs)
+    specs, nets, net_args, fits, X, validation_data = _check(specs, X, y, fit_kwargs)
     if not specs:
         return ([], []) if return_history else []
     y = np.asarray(y)
 
     if warm_up:
-        _warm_up(client, nets, specs, X, y, validation_data, task_kwargs)
+        _warm_up(client, nets, net_args, fits, X, y, validation_data)
     # scattered right before the tasks that need it are submitted: the Active Memory
     # Manager drops replicas that no task waits for
     data = [X, y] if validation_data is None else [X, y, *validation_data]
@@ -176,9 +181,10 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
     try:
         token = uuid.uuid4().hex
         val = futures[2:] if validation_data is not None else [None, None]
-        tasks = [client.submit(_fit_task, spec, futures[0], futures[1], *val, task_kwargs,
-                               key=f"fastnn-fit-{token}-{i}", priority=net.n_params)
-                 for i, (spec, net) in enumerate(zip(specs, nets))]
+        tasks = [client.submit(_fit_task, args, futures[0], futures[1], *val, kwargs,
+                               key=f"fastnn-fit-{token}-{i}",
+                               priority=net.n_params * kwargs.get("epochs", 1))
+                 for i, (args, net, kwargs) in enumerate(zip(net_args, nets, fits))]
         index = {task.key: i for i, task in enumerate(tasks)}
         results = [None] * len(tasks)
         for done, task in enumerate(_distributed.as_completed(tasks), 1):
@@ -207,21 +213,29 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
 
 def _check(specs, X, y, fit_kwargs):
     """Check the specs and arguments here, before anything is sent: ``(specs, networks,
-    X to send, validation_data to send, the fit arguments of every task)``."""
+    X to send, validation_data to send, the fit arguments of each task)``."""
     if isinstance(specs, dict) or not isinstance(specs, (list, tuple)):
         raise TypeError(f"specs must be a list of dicts of fastnn.Network arguments; got "
                         f"{type(specs).__name__}")
+    if "validation_data" in fit_kwargs and fit_kwargs["validation_data"] is None:
+        fit_kwargs = {k: v for k, v in fit_kwargs.items() if k != "validation_data"}
     specs = list(specs)
-    nets = []
+    nets, fits = [], []
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict):
             raise TypeError(f"specs[{i}] must be a dict of fastnn.Network arguments; got "
                             f"{spec!r}")
+        own = spec.get("fit", {})
+        if not isinstance(own, dict):
+            raise TypeError(f"specs[{i}] {spec!r}: 'fit' must be a dict of fit arguments")
+        if "validation_data" in own or "progress" in own:
+            raise TypeError(f"specs[{i}] {spec!r}: validation_data and progress are "
+                            f"fit_many's arguments, the same for all specs")
         try:
-            nets.append(Network(**spec))
+            nets.append(Network(**{k: v for k, v in spec.items() if k != "fit"}))
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"specs[{i}] {spec!r}: {exc}") from None
-    epochs = check_int("epochs", fit_kwargs.get("epochs", 1), 0)
+        fits.append(dict(fit_kwargs, **own))
     X = _as_numeric("X", X)
     dtypes = {net.dtype for net in nets}
     if len(dtypes) == 1 and X.ndim == 2:
@@ -229,7 +243,7 @@ def _check(specs, X, y, fit_kwargs):
         X = np.ascontiguousarray(X, dtype=dtypes.pop())
     converted = {}   # dtype -> X as that dtype, for the checks
     checked = set()
-    for i, (spec, net) in enumerate(zip(specs, nets)):
+    for i, (spec, net, kwargs) in enumerate(zip(specs, nets, fits)):
         # the seed changes no check: one check per spec that differs in anything else
         key = repr(sorted((k, repr(v)) for k, v in spec.items() if k != "seed"))
         if key in checked:
@@ -238,32 +252,36 @@ def _check(specs, X, y, fit_kwargs):
         if net.dtype not in converted and X.ndim == 2:
             converted[net.dtype] = np.ascontiguousarray(X, dtype=net.dtype)
         try:
-            # epochs=0: every check of fit, and nothing changes
-            net.fit(converted.get(net.dtype, X), y,
-                    **dict(fit_kwargs, epochs=0, progress=False))
-            opt = _opt.get(fit_kwargs.get("optimizer", "sgd"))
-            schedule = fit_kwargs.get("schedule")
-            if schedule is not None and epochs:   # fit checked it for 0 epochs
-                _check_schedule(copy.deepcopy(schedule), copy.deepcopy(opt), epochs)
+            # epochs=0: every check of fit, and nothing changes ...
+            net.fit(converted.get(net.dtype, X), y, **dict(kwargs, epochs=0, progress=False))
+            # ... but the schedule's rates, which it checks for the epochs it runs
+            epochs = check_int("epochs", kwargs.get("epochs", 1), 0)
+            if kwargs.get("schedule") is not None and epochs:
+                _check_schedule(copy.deepcopy(kwargs["schedule"]),
+                                copy.deepcopy(_opt.get(kwargs.get("optimizer", "sgd"))),
+                                epochs)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"specs[{i}] {spec!r}: {exc}") from None
-    kwargs = dict(fit_kwargs)
-    validation_data = kwargs.pop("validation_data", None)
+    validation_data = fit_kwargs.get("validation_data")
     if validation_data is not None:
         validation_data = [np.asarray(a) for a in validation_data]
-    opt = kwargs.get("optimizer")
-    if isinstance(opt, (_opt.Optimizer, _opt.FullBatchOptimizer)):
-        # a new network starts a fresh state anyway: send the settings, not the state
-        opt = copy.copy(opt)
-        opt.reset()
-        kwargs["optimizer"] = opt
-    try:
-        from distributed.protocol import pickle as _pickle
-        _pickle.dumps(kwargs)
-    except Exception as exc:   # noqa: BLE001 - any pickling failure
-        raise TypeError(f"fit_kwargs cannot be sent to the workers (they must pickle): "
-                        f"{type(exc).__name__}: {exc}") from None
-    return specs, nets, X, validation_data, kwargs
+    for i, kwargs in enumerate(fits):
+        kwargs.pop("validation_data", None)
+        opt = kwargs.get("optimizer")
+        if isinstance(opt, (_opt.Optimizer, _opt.FullBatchOptimizer)):
+            # a new network starts a fresh state anyway: send the settings, not the state
+            opt = copy.copy(opt)
+            opt.reset()
+            kwargs["optimizer"] = opt
+        try:
+            from distributed.protocol import pickle as _pickle
+            _pickle.dumps(kwargs)
+        except Exception as exc:   # noqa: BLE001 - any pickling failure
+            raise TypeError(f"specs[{i}] {specs[i]!r}: the fit arguments cannot be sent to "
+                            f"the workers (they must pickle): {type(exc).__name__}: "
+                            f"{exc}") from None
+    net_args = [{k: v for k, v in spec.items() if k != "fit"} for spec in specs]
+    return specs, nets, net_args, fits, X, validation_data
 
 
 def _fit_task(spec, X, y, X_val, y_val, fit_kwargs):
@@ -289,20 +307,23 @@ def _warm_fits(jobs):
             pass
 
 
-def _warm_up(client, nets, specs, X, y, validation_data, kwargs):
+def _warm_up(client, nets, net_args, fits, X, y, validation_data):
     """Run :func:`_warm_fits` for one network of each kind on every worker, one worker
     per machine first, so an empty Numba cache is filled once per machine."""
     n = min(WARM_UP_ROWS, X.shape[0])
-    kwargs = {k: v for k, v in kwargs.items()
-              if k not in ("callbacks", "early_stopping", "schedule")}
-    kwargs["epochs"] = 1
     val = None if validation_data is None else tuple(a[:n] for a in validation_data)
     jobs, kinds = [], set()
-    for spec, net in zip(specs, nets):
-        kind = (net.dtype, net._extended)
+    for args, net, kwargs in zip(net_args, nets, fits):
+        dropout = np.any(np.asarray(kwargs.get("dropout", 0.0)) > 0)
+        full_batch = isinstance(_opt.get(kwargs.get("optimizer", "sgd")),
+                                _opt.FullBatchOptimizer)
+        kind = (net.dtype, net._extended, bool(dropout), full_batch)
         if kind not in kinds:
             kinds.add(kind)
-            jobs.append((spec, np.ascontiguousarray(X[:n], net.dtype), y[:n], val, kwargs))
+            kwargs = {k: v for k, v in kwargs.items()
+                      if k not in ("callbacks", "early_stopping", "schedule")}
+            kwargs["epochs"] = 1
+            jobs.append((args, np.ascontiguousarray(X[:n], net.dtype), y[:n], val, kwargs))
     workers = client.scheduler_info(n_workers=-1)["workers"]
     first = {}
     for address, info in sorted(workers.items()):

@@ -130,6 +130,24 @@ def test_grid_equals_local_training(client, fit_kwargs):
     assert nets[0] is not nets[5] and np.array_equal(nets[0].params, nets[5].params)
 
 
+def test_per_spec_fit_arguments(client):
+    """A spec's "fit" dict overrides fit_kwargs for that network: a sweep of learning
+    rates, batch sizes and optimizers in one call."""
+    X, y = problem()
+    base = {"sizes": [4, 12, 3], "hidden": "tanh", "seed": 3}
+    specs = [dict(base, fit={"optimizer": fnn.SGD(lr=lr, momentum=0.9)})
+             for lr in (0.01, 0.1)]
+    specs += [dict(base, fit={"batch_size": 1, "epochs": 1}),
+              dict(base, fit={"optimizer": "adam", "l2": 1e-3}), base]
+    common = dict(epochs=2, batch_size=8, optimizer=fnn.SGD(lr=0.05))
+    nets = fit_many(client, specs, X, y, progress=False, **common)
+    for spec, net in zip(specs, nets):
+        spec = dict(spec)
+        own = spec.pop("fit", {})
+        assert_same(net, train_here(spec, X, y, **dict(common, **own))[0])
+    assert not np.array_equal(nets[0].params, nets[1].params)
+
+
 BLAS_SPEC = {"sizes": [200, 128, 10], "hidden": "relu", "seed": 1}
 
 
@@ -226,6 +244,11 @@ def test_bad_specs_and_arguments_are_refused_before_anything_is_sent(cluster, gr
          "epoch 2"),
         ([good], {"callbacks": [_Locked()]}, TypeError, "pickle"),
         (good, {}, TypeError, "list of dicts"),
+        ([good, dict(good, fit={"optimizer": "nope"})], {}, ValueError,
+         r"specs\[1\] .*nope"),
+        ([dict(good, fit=[1])], {}, TypeError, r"specs\[0\] .*'fit' must be a dict"),
+        ([dict(good, fit={"validation_data": (X, y)})], {}, TypeError,
+         r"specs\[0\] .*validation_data"),
     ]
     for specs, kwargs, error, match in cases:
         with pytest.raises(error, match=match):
