@@ -181,11 +181,13 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
     try:
         token = uuid.uuid4().hex
         val = futures[2:] if validation_data is not None else [None, None]
-        tasks = [client.submit(_fit_task, args, futures[0], futures[1], *val, kwargs,
-                               key=f"fastnn-fit-{token}-{i}",
-                               priority=net.n_params * kwargs.get("epochs", 1))
-                 for i, (args, net, kwargs) in enumerate(zip(net_args, nets, fits))]
-        index = {task.key: i for i, task in enumerate(tasks)}
+        work = [net.n_params * kwargs.get("epochs", 1) for net, kwargs in zip(nets, fits)]
+        # largest first, in submission order too: idle workers take the first to arrive
+        order = sorted(range(len(specs)), key=lambda i: -work[i])
+        tasks = [client.submit(_fit_task, net_args[i], futures[0], futures[1], *val,
+                               fits[i], key=f"fastnn-fit-{token}-{i}", priority=work[i])
+                 for i in order]
+        index = dict(zip((task.key for task in tasks), order))
         results = [None] * len(tasks)
         for done, task in enumerate(_distributed.as_completed(tasks), 1):
             i = index[task.key]
