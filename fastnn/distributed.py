@@ -160,6 +160,10 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
     [[2, 8, 3], [2, 8, 3], [2, 32, 3], [2, 32, 3]]
     >>> best = max(nets, key=lambda net: net.evaluate(X, y)["accuracy"])
     """
+    if not isinstance(client, _distributed.Client):
+        raise TypeError(f"client must be a dask.distributed.Client; got {client!r}")
+    if client.asynchronous:
+        raise TypeError("fit_many needs a synchronous Client (asynchronous=False)")
     if errors not in ("raise", "return"):
         raise ValueError(f"errors must be 'raise' or 'return'; got {errors!r}")
     for name, value in (("return_history", return_history), ("warm_up", warm_up),

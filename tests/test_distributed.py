@@ -2,10 +2,12 @@
 bitwise equal to the same network trained here, in spec order; checks before anything
 is sent; the data scattered once; failures named by their spec."""
 import copy
+import re
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -299,6 +301,28 @@ def test_ensemble_of_seeds(client, capsys):
     there = fnn.Ensemble(3, [4, 16, 3], hidden="silu", seeds=seeds)
     there.members = nets
     assert np.array_equal(there.predict_proba(X), here.predict_proba(X))
+
+
+def test_sweep_script(cluster):
+    """scripts/sweep.py as a user runs it, against a running scheduler (MNIST from
+    $FASTNN_DATA, the cache or a download, as for scripts/train_mnist.py's tests)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
+    out = subprocess.run([sys.executable, str(script), "--scheduler",
+                          cluster[0].scheduler_address, "--seeds", "2", "--epochs", "1",
+                          "--limit", "2000"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("2 networks, 2000 training images, 1 epochs, on 2 workers")
+    assert re.fullmatch(r"784-100-10 seed 1  val 0\.\d{4}  test 0\.\d{4}  trained in .*",
+                        lines[2])
+    acc = float(re.search(r"ensemble of 2: test accuracy (\d\.\d+)", lines[-1]).group(1))
+    assert acc > 0.8
+
+
+def test_client_must_be_a_client():
+    X, y = problem()
+    with pytest.raises(TypeError, match="Client"):
+        fit_many("tcp://127.0.0.1:8786", [{"sizes": [4, 3]}], X, y)
 
 
 def _killer():
