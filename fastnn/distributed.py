@@ -27,12 +27,14 @@ How it runs:
    network (dtype; PReLU / batch norm / dropout kernels) on a few rows, then the other
    workers do: with an empty cache the kernels are compiled once per machine (~25 s)
    instead of once per worker process, and the first network on each worker does not
-   pay for it. With a warm cache it costs about the time to load the kernels (~2 s).
+   pay for it. With a warm cache it costs about the time to load the kernels (~1 s),
+   once per worker process. Measured in docs/scaling.md.
 4. **One task per network**, under a key of its own (``fastnn-fit-<call>-<index>``),
-   so identical specs all train; the largest (parameters times epochs) are given the
-   highest priority, so they start first and the sweep does not end waiting for one. Each task trains a copy of the arguments (its own copy of an
-   optimizer object, callbacks and schedules) with ``progress=False``; callbacks run on
-   the worker (a ``ModelCheckpoint`` writes its files there).
+   so identical specs all train; the largest (parameters times epochs) are submitted
+   first and with the highest priority, so the sweep does not end waiting for one. Each
+   task trains a copy of the arguments (its own copy of an optimizer object, callbacks
+   and schedules) with ``progress=False``; callbacks run on the worker (a
+   ``ModelCheckpoint`` writes its files there).
 """
 import copy
 import sys
@@ -309,7 +311,7 @@ def _warm_fits(jobs):
             kwargs["validation_data"] = val
         try:
             Network(**spec).fit(X, y, progress=False, **kwargs)
-        except DivergenceError:   # a few rows at the real rate may diverge: compiled all the same
+        except DivergenceError:   # a few rows may diverge: compiled all the same
             pass
 
 

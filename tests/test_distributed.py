@@ -272,7 +272,8 @@ DIVERGING_FIT = dict(epochs=3, batch_size=8, optimizer=fnn.SGD(lr=0.5, momentum=
 def test_a_diverging_spec_is_named(client):
     X, y = problem()
     X *= 10.0
-    with pytest.raises(fnn.DivergenceError, match=r"^specs\[1\] .*diverged in epoch 1") as info:
+    with pytest.raises(fnn.DivergenceError,
+                       match=r"^specs\[1\] .*diverged in epoch 1") as info:
         fit_many(client, DIVERGING, X, y, progress=False, **DIVERGING_FIT)
     assert info.value.epoch == 1 and info.value.history.epoch == []   # pickled whole
     nets, hists = fit_many(client, DIVERGING, X, y, errors="return", return_history=True,
