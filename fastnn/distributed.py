@@ -43,6 +43,7 @@ import uuid
 import numpy as np
 
 try:
+    import cloudpickle
     import distributed as _distributed
 except ImportError as _exc:   # pragma: no cover - exercised without dask installed
     raise ImportError(
@@ -282,8 +283,7 @@ def _check(specs, X, y, fit_kwargs):
             opt.reset()
             kwargs["optimizer"] = opt
         try:
-            from distributed.protocol import pickle as _pickle
-            _pickle.dumps(kwargs)
+            cloudpickle.dumps(kwargs)   # what Dask falls back to (it logs its failures)
         except Exception as exc:   # noqa: BLE001 - any pickling failure
             raise TypeError(f"specs[{i}] {specs[i]!r}: the fit arguments cannot be sent to "
                             f"the workers (they must pickle): {type(exc).__name__}: "

@@ -232,7 +232,7 @@ def test_bad_specs_and_arguments_are_refused_before_anything_is_sent(cluster, gr
     client = cluster[1]
     X, y = problem()
     good = {"sizes": [4, 8, 3], "seed": 0}
-    tasks_before, scatters_before = len(cluster[0].scheduler.tasks), scatters(cluster)
+    keys_before, scatters_before = set(cluster[0].scheduler.tasks), scatters(cluster)
     cases = [
         ([good, good, {"sizes": [4, 8, 3], "hidden": "nope"}], {}, ValueError,
          r"specs\[2\] .*'nope'"),
@@ -259,7 +259,7 @@ def test_bad_specs_and_arguments_are_refused_before_anything_is_sent(cluster, gr
         fit_many(client, [good], X, y, errors="ignore")
     assert graph_log.tasks == {}
     assert scatters(cluster) == scatters_before
-    assert len(cluster[0].scheduler.tasks) == tasks_before
+    assert set(cluster[0].scheduler.tasks) <= keys_before   # (earlier ones may go)
     assert fit_many(client, [], X, y) == []
 
 
