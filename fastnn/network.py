@@ -44,7 +44,8 @@ class DivergenceError(FloatingPointError):
     def __reduce__(self):
         # the default (the class called with self.args) lacks epoch and history, so the
         # error would not survive the trip back from a Dask or joblib worker
-        return (type(self), (self.args[0] if self.args else "", self.epoch, self.history))
+        return (type(self), (self.args[0] if self.args else "", self.epoch, self.history),
+                self.__dict__)
 
 
 class Network:
