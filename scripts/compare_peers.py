@@ -422,6 +422,7 @@ def main(argv=None):
         except ImportError:
             chart = ""
         path = os.path.join(os.path.dirname(__file__), "..", "docs", "benchmarks.md")
+        kept = _sections_of_others(path)
         with open(path, "w") as f:
             f.write("# Benchmarks\n\nOne training epoch, seconds (lower is better), and "
                     "fastnn's speed-up over each peer measured in the same run. Produced by\n\n"
@@ -435,8 +436,29 @@ def main(argv=None):
                     "the zero pixels, so it does less work than that.\n"
                     + chart + ("\n## Compile time, memory, threads, inference, time to "
                                "accuracy\n\n" + more + "\n"
-                               if more else ""))
+                               if more else "") + kept)
     return 0
+
+
+#: the sections of docs/benchmarks.md this script writes; others (scripts/bench_sklearn.py's)
+#: are kept as they are
+OWN_SECTIONS = ("## Compile time, memory, threads, inference, time to accuracy",)
+
+
+def _sections_of_others(path):
+    """The "## " sections of ``path`` that this script does not write, as one string
+    (each preceded by a blank line), or "" if there are none."""
+    if not os.path.exists(path):
+        return ""
+    parts, current = [], None
+    for line in open(path).read().splitlines(keepends=True):
+        if line.startswith("## "):
+            current = None if line.rstrip("\n") in OWN_SECTIONS else []
+            if current is not None:
+                parts.append(current)
+        if current is not None:
+            current.append(line)
+    return "".join("\n" + "".join(part).rstrip("\n") + "\n" for part in parts)
 
 
 if __name__ == "__main__":
