@@ -326,6 +326,41 @@ def test_client_must_be_a_client():
         fit_many("tcp://127.0.0.1:8786", [{"sizes": [4, 3]}], X, y)
 
 
+def test_grid_search_on_dask(cluster, graph_log):
+    """scikit-learn's GridSearchCV over fastnn.sklearn.MLPClassifier through joblib's
+    Dask backend: its fits run on the workers (tasks reach the scheduler) and give the
+    same scores, best parameters and best network as the search run here."""
+    import warnings
+
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    from fastnn.sklearn import MLPClassifier
+
+    X, y = problem(n=150)
+    grid = {"hidden_layer_sizes": [(8,), (16, 8)], "learning_rate_init": [1e-3, 3e-2],
+            "activation": ["relu", "tanh"]}
+
+    def search():
+        return GridSearchCV(MLPClassifier(max_iter=8, batch_size=16, random_state=0),
+                            grid, cv=3)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # max_iter reached: ConvergenceWarning
+        here = search().fit(X, y)
+        there = search()
+        with joblib.parallel_backend("dask"):
+            there.fit(X, y)
+    assert len(graph_log.tasks) >= 8 * 3         # every candidate and fold ran there
+    assert there.best_params_ == here.best_params_
+    for key in [f"split{k}_test_score" for k in range(3)] + ["mean_test_score",
+                                                              "rank_test_score"]:
+        assert np.array_equal(there.cv_results_[key], here.cv_results_[key]), key
+    for a, b in zip(there.best_estimator_.coefs_ + there.best_estimator_.intercepts_,
+                    here.best_estimator_.coefs_ + here.best_estimator_.intercepts_):
+        assert np.array_equal(a, b)
+
+
 def _killer():
     """A callback (a class defined here, so cloudpickle sends it by value) that ends
     the worker process it runs in."""
