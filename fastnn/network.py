@@ -41,6 +41,12 @@ class DivergenceError(FloatingPointError):
         self.epoch = epoch
         self.history = history
 
+    def __reduce__(self):
+        # the default (the class called with self.args) lacks epoch and history, so the
+        # error would not survive the trip back from a Dask or joblib worker
+        return (type(self), (self.args[0] if self.args else "", self.epoch, self.history),
+                self.__dict__)
+
 
 class Network:
     """A fully-connected feed-forward network (multi-layer perceptron).
@@ -802,10 +808,16 @@ class Network:
         return float(loss), grad
 
     # --- files --------------------------------------------------------------------------
-    def save(self, path):
-        """Save to ``path`` atomically as ``.npz`` + JSON metadata (see :mod:`fastnn.io`)."""
+    def save(self, path, optimizer=None):
+        """Save to ``path`` atomically as ``.npz`` + JSON metadata (see :mod:`fastnn.io`).
+
+        ``optimizer``: also store this optimizer's class, hyper-parameters and state, so
+        that ``fastnn.load(path, optimizer=True)`` returns ``(net, opt)`` and
+        ``net.fit(..., optimizer=opt)`` continues as if never interrupted (see
+        :func:`fastnn.io.save`).
+        """
         from .io import save
-        save(self, path)
+        save(self, path, optimizer=optimizer)
 
     def __reduce__(self):
         # pickle, copy.deepcopy, joblib and Dask go through the model file's description:
