@@ -133,14 +133,10 @@ def fit_many(client, specs, X, y, *, return_history=False, errors="raise", warm_
     Notes
     -----
     **Bitwise equal to local training.** fastnn gives bitwise the same weights for the
-    same seed, data and arguments on any number of Numba threads, and so on any worker.
-    The exception is the BLAS path, mini-batches of 48 or more (``BLAS_MIN_BATCH``):
-    there OpenBLAS's sums depend on the number of OpenBLAS threads, and Dask's nanny
-    starts workers with ``OPENBLAS_NUM_THREADS=1`` (``distributed.nanny.
-    pre-spawn-environ``), so for networks large enough that OpenBLAS splits its work,
-    such a network equals one trained locally with ``OPENBLAS_NUM_THREADS=1`` (or
-    under ``threadpoolctl.threadpool_limits(1)``), not one trained with more OpenBLAS
-    threads.
+    same seed, data and arguments on any number of Numba or OpenBLAS threads, and so on
+    any worker: mini-batches of 48 or more (the BLAS path) are cut into parts of a size
+    set by the batch size alone, computed on one OpenBLAS thread each and added in
+    order (``fastnn.kernels.threads``).
 
     **Threads.** A worker trains one network per thread (``--nthreads``), and each fit
     uses Numba's threads (``NUMBA_NUM_THREADS``, all cores by default). For many small

@@ -12,16 +12,22 @@ from ._validation import check_int, check_real, check_targets, check_X
 from .callbacks import HOOKS, EarlyStopping, History, ProgressBar, _DisplayCallback
 from .initializers import INITIALIZERS, initialize
 from .kernels import layers as _kl
+from .kernels import threads as _threads
 from .kernels import train as _kt
 
 #: Rows per workspace chunk: a mini-batch larger than this is processed in chunks whose
 #: summed gradients are added up, so memory stays bounded even for full-batch training.
 CHUNK = 512
-#: Smallest chunk that takes the BLAS path (np.dot) instead of the hand-written loops.
+#: Smallest chunk that takes the BLAS path (blocked gemm) instead of the hand-written loops.
 #: Measured on MNIST, 784-100-10 relu/softmax, float32, one epoch of 50,000 samples on
 #: this project's 2-core machine: batch 32 loops 0.70 s vs BLAS 1.19 s; batch 64 loops
 #: 0.55 s vs BLAS 0.49 s; batch 256 loops 0.60 s vs BLAS 0.37 s. Crossover: 32..64.
 BLAS_MIN_BATCH = 48
+
+#: Rows per part of a BLAS-path batch: the parts of a batch run on Numba's threads at
+#: once, each with single-threaded BLAS, and their gradients are added in part order, so
+#: the weights depend on this (with the batch size) but not on the thread count.
+PART_ROWS = int(__import__("os").environ.get("FASTNN_PART_ROWS", 128))
 
 #: Largest fraction of non-zero inputs for which small batches use the CSR index of X.
 SPARSE_MAX_DENSITY = 0.5
@@ -352,7 +358,12 @@ class Network:
         return np.random.default_rng([self.seed, 1, epoch]).permutation(n).astype(np.int64)
 
     def _chunk(self, rows):
-        return max(1, min(rows, CHUNK))
+        """Rows per chunk (part) for a batch or an inference of ``rows`` rows: all of them
+        below ``BLAS_MIN_BATCH``, else equal parts of about ``PART_ROWS``."""
+        if rows < BLAS_MIN_BATCH:
+            return max(1, rows)
+        parts = -(-rows // PART_ROWS)
+        return -(-rows // parts)
 
     def _dropout_seed(self):
         """The seed of the dropout masks: derived from the network's seed (< 2**32)."""
@@ -554,6 +565,7 @@ class Network:
                                              fused=not (clip_norm or layered),
                                              indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
+        nwork = _threads.workers()
         for k in range(epochs):
             epoch = self.epochs_trained
             lr = rates[k] if sched is None else _rate(sched.lr, k)
@@ -568,19 +580,21 @@ class Network:
             loss, correct, done = 0.0, 0, 0
             for s in range(0, n, step):
                 part = order[s:s + step]
-                if layered:
-                    lo, co, dn = _kl.train_epoch_ext(
-                        self._params, self._layout, self._layout_x, self._codes,
-                        self._slope, self._cost_code, self._ext, self._stats, drop,
-                        drop_seed, self.batch_norm_momentum, self.batch_norm_eps,
-                        X, Y, labels, use_labels, part, batch_size, chunk, BLAS_MIN_BATCH,
-                        l2, l1, max_norm, clip_norm, opt.code, hyper, opt.state, opt.step)
-                else:
-                    lo, co, dn = _kt.train_epoch(
-                        self._params, self._layout, self._codes, self._slope,
-                        self._cost_code, X, Y, labels, use_labels, part, batch_size, chunk,
-                        BLAS_MIN_BATCH, l2, l1, max_norm, clip_norm, opt.code, hyper,
-                        opt.state, opt.step, indptr, indices)
+                with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
+                    if layered:
+                        lo, co, dn = _kl.train_epoch_ext(
+                            self._params, self._layout, self._layout_x, self._codes,
+                            self._slope, self._cost_code, self._ext, self._stats, drop,
+                            drop_seed, self.batch_norm_momentum, self.batch_norm_eps,
+                            X, Y, labels, use_labels, part, batch_size, chunk,
+                            BLAS_MIN_BATCH, l2, l1, max_norm, clip_norm, opt.code, hyper,
+                            opt.state, opt.step)
+                    else:
+                        lo, co, dn = _kt.train_epoch(
+                            self._params, self._layout, self._codes, self._slope,
+                            self._cost_code, X, Y, labels, use_labels, part, batch_size,
+                            chunk, BLAS_MIN_BATCH, l2, l1, max_norm, clip_norm, opt.code,
+                            hyper, opt.state, opt.step, indptr, indices, nwork)
                 loss, correct, done = loss + lo, correct + co, done + dn
                 if dn < part.size:
                     break
@@ -704,16 +718,20 @@ class Network:
             self._predict_ext(X, out, np.empty((0, self.sizes[-1]), self.dtype),
                               np.empty(0, np.int64), False, False)
         else:
-            _kt.predict(self._params, self._layout, self._codes, self._slope, X, out,
-                        self._chunk(X.shape[0]), BLAS_MIN_BATCH)
+            chunk = self._chunk(X.shape[0])
+            with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
+                _kt.predict(self._params, self._layout, self._codes, self._slope, X, out,
+                            chunk, BLAS_MIN_BATCH, _threads.workers())
         return out
 
     def _predict_ext(self, X, out, Y, labels, use_labels, want_cost):
         """``layers.predict_ext``: inference with PReLU / batch norm (running stats)."""
-        return _kl.predict_ext(self._params, self._layout, self._codes, self._slope,
-                               self._ext, self._stats, self.batch_norm_eps, X, out,
-                               self._chunk(X.shape[0]), BLAS_MIN_BATCH, self._cost_code, Y,
-                               labels, use_labels, want_cost)
+        chunk = self._chunk(X.shape[0])
+        with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
+            return _kl.predict_ext(self._params, self._layout, self._codes, self._slope,
+                                   self._ext, self._stats, self.batch_norm_eps, X, out,
+                                   chunk, BLAS_MIN_BATCH, self._cost_code, Y, labels,
+                                   use_labels, want_cost)
 
     def predict_proba(self, X):
         """Same as :meth:`forward`: class probabilities for a softmax output."""
@@ -741,9 +759,11 @@ class Network:
         if self._extended:
             return self._predict_ext(X, np.empty((0, self.sizes[-1]), self.dtype), Y,
                                      labels, use_labels, True)
-        return _kt.evaluate(self._params, self._layout, self._codes, self._slope,
-                            self._cost_code, X, Y, labels, use_labels,
-                            self._chunk(X.shape[0]), BLAS_MIN_BATCH)
+        chunk = self._chunk(X.shape[0])
+        with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
+            return _kt.evaluate(self._params, self._layout, self._codes, self._slope,
+                                self._cost_code, X, Y, labels, use_labels, chunk,
+                                BLAS_MIN_BATCH, _threads.workers())
 
     def evaluate(self, X, y):
         """Mean cost (data term, no regularisation) and, for labels, accuracy.
@@ -789,16 +809,18 @@ class Network:
         """``gradients`` on checked inputs: one compiled pass over all of ``X``."""
         grad = np.empty_like(self._params)
         n = X.shape[0]
-        if self._extended:
-            chunk = n if any(self.batch_norm) else self._chunk(n)
-            loss = _kl.loss_and_gradient_ext(
-                self._params, self._layout, self._codes, self._slope, self._cost_code,
-                self._ext, self._stats, self.batch_norm_eps, X, Y, labels, use_labels, chunk,
-                BLAS_MIN_BATCH, grad)
-        else:
-            loss = _kt.loss_and_gradient(self._params, self._layout, self._codes,
-                                         self._slope, self._cost_code, X, Y, labels,
-                                         use_labels, self._chunk(n), BLAS_MIN_BATCH, grad)
+        chunk = n if self._extended and any(self.batch_norm) else self._chunk(n)
+        with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
+            if self._extended:
+                loss = _kl.loss_and_gradient_ext(
+                    self._params, self._layout, self._codes, self._slope, self._cost_code,
+                    self._ext, self._stats, self.batch_norm_eps, X, Y, labels, use_labels,
+                    chunk, BLAS_MIN_BATCH, grad)
+            else:
+                loss = _kt.loss_and_gradient(self._params, self._layout, self._codes,
+                                             self._slope, self._cost_code, X, Y, labels,
+                                             use_labels, chunk, BLAS_MIN_BATCH, grad,
+                                             _threads.workers())
         grad /= self.dtype.type(n)
         loss /= n
         if l2:

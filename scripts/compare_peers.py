@@ -230,9 +230,10 @@ def extras(configs, samples):
     lines.append("")
     lines.append("Threads: `NUMBA_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and `OMP_NUM_THREADS` "
                  "all set to 1, then 2, each in a fresh process (times include no compile). "
-                 "fastnn's own kernels give the same bits on any thread count; where a "
-                 "config uses BLAS (batch >= 48: C), OpenBLAS's thread count changes its "
-                 "summation order and so the bits.")
+                 "fastnn gives the same bits on any thread count: where a config uses "
+                 "BLAS (batch >= 48: C), a batch is cut into parts of about 128 rows that "
+                 "Numba's threads compute at once, each on one OpenBLAS thread, and the "
+                 "parts' gradients are added in order.")
     lines.append("")
     lines.append("| config | 1 thread s/epoch | 2 threads s/epoch | weights bitwise equal |")
     lines.append("|---|---|---|---|")

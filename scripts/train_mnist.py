@@ -76,11 +76,10 @@ Notes
   last line of standard output, ``test accuracy: 0.xxxx``. On a terminal with tqdm
   installed (``pip install "fastnn[progress]"``) a progress bar runs within each epoch
   (samples/s, running loss) unless ``--no-progress`` is given.
-- BLAS: unless ``OPENBLAS_NUM_THREADS`` (or ``MKL_NUM_THREADS``) is set, the script runs
-  BLAS on one thread. The matrices of a mini-batch are small, and a multi-threaded
-  OpenBLAS that busy-waits on a machine whose cores are shared was 10-45x slower than
-  one thread on the project's 2-core machine; set ``OPENBLAS_NUM_THREADS=2`` to try
-  otherwise.
+- Threads: batches of 48 or more are cut into parts that Numba's threads compute at
+  once (``NUMBA_NUM_THREADS``, all cores by default), each part's products on one
+  OpenBLAS thread, whatever ``OPENBLAS_NUM_THREADS`` says; the weights are the same on
+  any number of threads.
 - ``--save``, ``--history`` and ``--plot`` files are written atomically (a temporary
   file in the same folder, renamed when complete), and only after training succeeded.
 - Exit status: 0 on success, 2 for bad arguments, 1 when the data cannot be loaded, a
@@ -763,10 +762,6 @@ def _fail(message, code):
 
 
 def _run(config, t_start):
-    # One BLAS thread unless the user chose otherwise; must happen before numpy loads.
-    if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
-        os.environ["MKL_NUM_THREADS"] = "1"
     import fastnn as fnn
     from fastnn.datasets import DatasetError
 

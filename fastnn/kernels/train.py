@@ -15,7 +15,7 @@ a workspace of its size. A chunk of at least ``blas_min`` rows takes the BLAS pa
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._numeric import like
 from .activations import activate, keeps_z
@@ -146,27 +146,104 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, inputs):
     return A0, T, labws[:B]
 
 
+@njit(cache=True)
+def _part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows, chunk,
+          blas_min, p, acts, offs, Zout, D1, D2, wt, Tws, labws, target):
+    """Part ``p`` of ``rows`` (its ``chunk`` rows) gathered into one workspace: its summed
+    gradient into ``target``; returns (cost sum, correct)."""
+    c0 = p * chunk
+    c1 = min(rows.size, c0 + chunk)
+    A0, T, lab = _gather(X, Y, labels, use_labels, rows[c0:c1], acts, Tws, labws, True)
+    return chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
+                          acts, offs, Zout, D1, D2, wt, target, c1 - c0 >= blas_min)
+
+
+@njit(cache=True, parallel=True)
+def _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows, chunk,
+           blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gparts, losses,
+           corrects):
+    """Parts ``p0 .. p0+k-1`` of ``rows``, part ``p0+g`` in workspace ``g`` (row ``g`` of
+    the stacked buffers), spread over Numba's threads; part 0 sums into ``grad``, the
+    others into ``gparts[g]``."""
+    for g in prange(k):
+        target = grad if p0 + g == 0 else gparts[g]
+        lo, co = _part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                       rows, chunk, blas_min, p0 + g, acts[g], offs, Zout[g], D1[g], D2[g],
+                       wt[g], Tws[g], labws[g], target)
+        losses[g] = lo
+        corrects[g] = co
+
+
 @njit(cache=True, inline="always")
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                   rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gtmp):
-    """Summed gradient over ``X[rows]``, gathered chunk by chunk into the workspace."""
+                   rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
+                   gparts, losses, corrects):
+    """Summed gradient over ``X[rows]``, in parts of ``chunk`` rows.
+
+    The parts are cut from ``rows`` by ``chunk`` alone and their gradients added in part
+    order, ``((g0 + g1) + g2) + ...``, so the sum has the same bits however many parts
+    run at once: as many as there are workspaces (rows of ``acts``; ``workspaces``),
+    one per Numba thread, so a batch of several parts keeps every core busy while each
+    part's BLAS runs on one thread (``threads``). With one workspace the parts run in
+    turn on this thread, with no parallel loop.
+    """
     nb = rows.size
+    nparts = (nb + chunk - 1) // chunk
+    G = acts.shape[0]
     loss = 0.0
     correct = 0
-    for c0 in range(0, nb, chunk):
-        c1 = min(nb, c0 + chunk)
-        B = c1 - c0
-        A0, T, lab = _gather(X, Y, labels, use_labels, rows[c0:c1], acts, Tws, labws, True)
-        target = grad if c0 == 0 else gtmp
-        lo, co = chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab,
-                                use_labels, acts, offs, Zout, D1, D2, wt, target,
-                                B >= blas_min)
-        if c0 > 0:
-            for p in range(grad.size):
-                grad[p] += gtmp[p]
-        loss += lo
-        correct += co
+    for p0 in range(0, nparts, G):
+        k = min(G, nparts - p0)
+        if k == 1:
+            lo, co = _part(params, layout, codes, slope, cost_code, X, Y, labels,
+                           use_labels, rows, chunk, blas_min, p0, acts[0], offs, Zout[0],
+                           D1[0], D2[0], wt[0], Tws[0], labws[0],
+                           grad if p0 == 0 else gparts[0])
+            losses[0] = lo
+            corrects[0] = co
+        else:
+            _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows,
+                   chunk, blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
+                   gparts, losses, corrects)
+        for g in range(k):
+            if p0 + g > 0:
+                gp = gparts[g]
+                for q in range(grad.size):
+                    grad[q] += gp[q]
+            loss += losses[g]
+            correct += corrects[g]
     return loss, correct
+
+
+@njit(cache=True)
+def workspaces(params, layout, codes, chunk, G, grads):
+    """``G`` workspaces for parts of up to ``chunk`` rows, stacked: row ``g`` of each
+    buffer is workspace ``g`` (see ``_workspace``), plus ``G`` gradient buffers (if
+    ``grads``, else empty rows) and the per-part cost and correct counts. Returns
+    ``(offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects)``."""
+    L = layout.shape[0]
+    offs = _act_offsets(layout, chunk)
+    zroom = 0
+    for l in range(L - 1):
+        if keeps_z(codes[l]):
+            zroom = offs[L] - offs[1]
+    width = max(_max_width(layout), layout[0, 2])
+    m_out = layout[L - 1, 3]
+    wsize = 0
+    for l in range(1, L):
+        wsize = max(wsize, layout[l, 2] * layout[l, 3])
+    dt = params.dtype
+    acts = np.empty((G, offs[L + 1] + zroom), dt)
+    Zout = np.empty((G, chunk * m_out), dt)
+    D1 = np.empty((G, chunk * width), dt)
+    D2 = np.empty((G, chunk * width), dt)
+    wt = np.empty((G, wsize), dt)
+    Tws = np.empty((G, chunk * m_out), dt)
+    labws = np.empty((G, chunk), np.int64)
+    gparts = np.empty((G, params.size if grads else 0), dt)
+    losses = np.zeros(G)
+    corrects = np.zeros(G, np.int64)
+    return offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects
 
 
 @njit(cache=True)
@@ -209,7 +286,7 @@ def delta_buffers(params, layout, chunk):
 
 def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm, opt_code, hyper,
-                state, step, indptr, indices):
+                state, step, indptr, indices, nwork=1):
     """Train on the samples ``X[order]`` in mini-batches of ``batch_size``, in order.
 
     ``indptr``/``indices`` are the CSR index of ``X``'s non-zeros (see ``nonzero_index``)
@@ -220,6 +297,9 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     every step; ``clip_norm > 0`` clips the mean data gradient to that global norm
     before the regularisers (it needs the whole gradient, so it always takes
     ``train_epoch_blas``, whose loops serve small chunks); 0 turns either off.
+
+    ``nwork`` is the number of parts of a large batch (of ``chunk`` rows each) computed
+    at once, one per thread (``batch_gradient``); it does not change the result.
 
     The last batch may be smaller; its gradient is averaged over its own size. ``step``
     (an int64 array of one element) counts optimizer steps and is advanced here.
@@ -240,7 +320,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
                                  opt_code, hyper, state, step, indptr, indices)
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
                             use_labels, order, batch_size, chunk, blas_min, l2, l1, max_norm,
-                            clip_norm, opt_code, hyper, state, step)
+                            clip_norm, opt_code, hyper, state, step, nwork)
 
 
 @njit(cache=True)
@@ -331,14 +411,15 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
 @njit(cache=True)
 def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                      order, batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm,
-                     opt_code, hyper, state, step):
+                     opt_code, hyper, state, step, nwork):
     """``train_epoch`` for larger batches: the summed gradient of each batch, chunk by
     chunk (BLAS for chunks of at least ``blas_min`` rows), then one optimizer step
     (after gradient clipping and the L1 term, if any; followed by the max-norm
     constraint, if any)."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
+    G = max(1, min(nwork, (batch_size + chunk - 1) // chunk))
+    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses,
+     corrects) = workspaces(params, layout, codes, chunk, G, True)
     grad = np.empty(params.size, params.dtype)
-    gtmp = np.empty(params.size if batch_size > chunk else 0, params.dtype)
     n = order.size
     loss = 0.0
     correct = 0
@@ -346,7 +427,7 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
         e = min(n, s + batch_size)
         lo, co = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                                 use_labels, order[s:e], chunk, blas_min, acts, offs, Zout,
-                                D1, D2, wt, Tws, labws, grad, gtmp)
+                                D1, D2, wt, Tws, labws, grad, gparts, losses, corrects)
         if not math.isfinite(lo):
             return loss, correct, s
         if clip_norm > 0 or l1 > 0:
@@ -364,56 +445,107 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
 
 @njit(cache=True)
 def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                      chunk, blas_min, grad):
-    """Summed cost and summed gradient over all of ``X`` (no regularisation, not averaged)."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
-    gtmp = np.empty_like(params)
-    rows = np.arange(X.shape[0])
+                      chunk, blas_min, grad, nwork=1):
+    """Summed cost and summed gradient over all of ``X`` (no regularisation, not averaged),
+    in parts of ``chunk`` rows, ``nwork`` at once (``batch_gradient``)."""
+    n = X.shape[0]
+    G = max(1, min(nwork, (n + chunk - 1) // chunk))
+    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses,
+     corrects) = workspaces(params, layout, codes, chunk, G, True)
+    rows = np.arange(n)
     loss, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                              use_labels, rows, chunk, blas_min, acts, offs, Zout, D1, D2,
-                             wt, Tws, labws, grad, gtmp)
+                             wt, Tws, labws, grad, gparts, losses, corrects)
     return loss
 
 
 @njit(cache=True)
-def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
-             blas_min):
-    """Summed cost and number of correct argmax predictions (labels only) over ``X``."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
+def _forward_part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
+                  blas_min, p, acts, offs, Zout, out, want_cost):
+    """Forward pass of part ``p`` of ``X`` (its ``chunk`` rows) in one workspace: the
+    outputs into ``out``'s rows (unless ``out`` has no rows) and, if ``want_cost``,
+    returns (cost sum, correct) against ``Y``/``labels``."""
+    n = X.shape[0]
     L = layout.shape[0]
     m_out = layout[L - 1, 3]
-    n = X.shape[0]
-    loss = 0.0
-    correct = 0
-    for c0 in range(0, n, chunk):
-        c1 = min(n, c0 + chunk)
-        B = c1 - c0
-        Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                             B >= blas_min)
-        T = Y[c0:c1] if not use_labels else Y
-        lab = labels[c0:c1] if use_labels else labels
-        Z = _block(Zout, 0, B, m_out)
-        lo, co = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code,
-                              Z[:0])  # no rows: cost only
-        loss += lo
-        correct += co
-    return loss, correct
-
-
-@njit(cache=True)
-def predict(params, layout, codes, slope, X, out, chunk, blas_min):
-    """``out = network(X)``: the output activations, computed chunk by chunk."""
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
-    n = X.shape[0]
-    for c0 in range(0, n, chunk):
-        c1 = min(n, c0 + chunk)
-        Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                             c1 - c0 >= blas_min)
-        for b in range(c1 - c0):   # loops: see _gather
+    c0 = p * chunk
+    c1 = min(n, c0 + chunk)
+    B = c1 - c0
+    Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
+                         B >= blas_min)
+    if out.shape[0] > 0:
+        for b in range(B):   # loops: see _gather
             o = out[c0 + b]
             a = Aout[b]
             for j in range(o.size):
                 o[j] = a[j]
+    if not want_cost:
+        return 0.0, 0
+    T = Y[c0:c1] if not use_labels else Y
+    lab = labels[c0:c1] if use_labels else labels
+    Z = _block(Zout, 0, B, m_out)
+    return output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code,
+                        Z[:0])  # no rows: cost only
+
+
+@njit(cache=True, parallel=True)
+def _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                   chunk, blas_min, p0, k, acts, offs, Zout, out, want_cost, losses,
+                   corrects):
+    """Parts ``p0 .. p0+k-1`` of ``X`` (``_forward_part``), part ``p0+g`` in workspace
+    ``g``, spread over Numba's threads."""
+    for g in prange(k):
+        lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
+                               use_labels, chunk, blas_min, p0 + g, acts[g], offs, Zout[g],
+                               out, want_cost)
+        losses[g] = lo
+        corrects[g] = co
+
+
+@njit(cache=True)
+def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
+                blas_min, out, want_cost, nwork):
+    """The forward pass of all of ``X`` in parts of ``chunk`` rows, up to ``nwork`` parts
+    at once (one per thread; rows are independent, so the outputs do not depend on it,
+    and the costs are added in part order): outputs into ``out`` (if it has rows),
+    returns (cost sum, correct) if ``want_cost``."""
+    n = X.shape[0]
+    nparts = (n + chunk - 1) // chunk
+    G = max(1, min(nwork, nparts))
+    offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects = workspaces(
+        params, layout, codes, chunk, G, False)
+    loss = 0.0
+    correct = 0
+    for p0 in range(0, nparts, G):
+        k = min(G, nparts - p0)
+        if k == 1:
+            lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
+                                   use_labels, chunk, blas_min, p0, acts[0], offs, Zout[0],
+                                   out, want_cost)
+            losses[0] = lo
+            corrects[0] = co
+        else:
+            _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels,
+                           use_labels, chunk, blas_min, p0, k, acts, offs, Zout, out,
+                           want_cost, losses, corrects)
+        for g in range(k):
+            loss += losses[g]
+            correct += corrects[g]
+    return loss, correct
+
+
+def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
+             blas_min, nwork=1):
+    """Summed cost and number of correct argmax predictions (labels only) over ``X``."""
+    none = np.empty((0, layout[-1, 3]), params.dtype)
+    return forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                       chunk, blas_min, none, True, nwork)
+
+
+def predict(params, layout, codes, slope, X, out, chunk, blas_min, nwork=1):
+    """``out = network(X)``: the output activations, computed part by part."""
+    forward_all(params, layout, codes, slope, 0, X, out[:0], np.empty(0, np.int64), False,
+                chunk, blas_min, out, False, nwork)
 
 
 @njit(cache=True)
