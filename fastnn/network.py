@@ -27,7 +27,10 @@ BLAS_MIN_BATCH = 48
 #: Rows per part of a BLAS-path batch: the parts of a batch run on Numba's threads at
 #: once, each with single-threaded BLAS, and their gradients are added in part order, so
 #: the weights depend on this (with the batch size) but not on the thread count.
-PART_ROWS = int(__import__("os").environ.get("FASTNN_PART_ROWS", 128))
+#: Measured on MNIST, 784-512-512-10 relu/softmax, batch 256, float32, 2 threads, one
+#: epoch of 50,000 samples: parts of 64 rows 1.21-1.29 s, 128 rows 1.12-1.23 s, 256 (one
+#: part: one thread) 1.90-1.99 s; one np.dot per product on 2 OpenBLAS threads 1.31 s.
+PART_ROWS = 128
 
 #: Largest fraction of non-zero inputs for which small batches use the CSR index of X.
 SPARSE_MAX_DENSITY = 0.5
