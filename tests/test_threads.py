@@ -103,3 +103,32 @@ def test_forked_child_trains_the_blas_path_like_its_parent():
     proc.join(timeout=60)
     assert proc.exitcode == 0
     assert np.array_equal(got, here)
+
+
+IMPORT_THEN_FORK = textwrap.dedent(r"""
+    import multiprocessing, numba.np.ufunc.parallel as par, numpy as np, fastnn as fnn
+    assert not par._is_initialized, "importing fastnn started Numba's pool"
+
+    def child(queue):
+        # as asv's runner does: a fork of a process that only imported fastnn may still
+        # run Numba's parallel loops (an ensemble's members spread over threads)
+        rng = np.random.default_rng(0)
+        X, y = rng.random((200, 20)), rng.integers(0, 3, 200)
+        ens = fnn.Ensemble(2, [20, 8, 3], seed=0)
+        ens.fit(X, y, epochs=1, batch_size=10, progress=False, parallel=True)
+        queue.put(float(ens.members[0].params.sum()))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    value = queue.get(timeout=300)
+    proc.join(timeout=60)
+    print(proc.exitcode, value)
+""")
+
+
+def test_import_does_not_start_numbas_pool_so_forks_keep_parallel_loops():
+    exitcode, value = run_with_threads(IMPORT_THEN_FORK, 2)
+    assert exitcode == "0"
+    assert np.isfinite(float(value))

@@ -14,14 +14,16 @@ call that may take the BLAS path in ``blas_scope``:
   Only the OpenBLAS that Numba's ``np.dot`` calls (SciPy's) is touched, and its thread
   count is restored after each call. Without one to control (MKL, say), bitwise
   equality across thread counts is up to that library.
-- **Numba's thread pool is started at import.** A cached kernel that calls a parallel
-  one does not start the pool when it is loaded from Numba's cache (numba#8578: the
-  loaded library drops the initialiser that the freshly compiled one runs), and its
-  first parallel loop would then crash. Starting the pool creates no thread (OpenMP
-  starts them at the first parallel loop).
-- **A forked child computes the parts in turn** (``workers()`` is 1 there): Numba's GNU
-  OpenMP layer terminates a child forked from a process that started the pool as soon
-  as it runs a parallel loop. Spawned processes (Dask's and joblib's workers, by
+- **Numba's thread pool is started by ``workers()``**, before the first kernel call
+  that may run a parallel loop. A cached kernel that calls a parallel one does not
+  start the pool when it is loaded from Numba's cache (numba#8578: the loaded library
+  drops the initialiser that the freshly compiled one runs), and its first parallel
+  loop would then crash. Not at import: a process forked from one that started the pool
+  cannot run Numba's parallel loops (below), and tools that import and then fork (asv's
+  benchmark runner, a ``multiprocessing`` pool) would lose them.
+- **A forked child computes the parts in turn** (``workers()`` is 1 there) if its
+  parent had started the pool: Numba's GNU OpenMP layer then terminates the child as
+  soon as it runs a parallel loop. Spawned processes (Dask's and joblib's workers, by
   default) start afresh and use their threads.
 
 Before the first parallel loop, SciPy's ``?gemm`` is looked up once on this thread:
@@ -35,9 +37,11 @@ from contextlib import nullcontext
 import numpy as np
 import numba
 import numba.np.ufunc.parallel
+import scipy
+import scipy.linalg.cython_blas  # noqa: F401  (what numba_xxgemm imports; loads SciPy's BLAS)
 from numba import _helperlib
 
-_state = {"forked": False}
+_state = {"forked": False, "started": False}
 
 
 def _resolve_gemm():
@@ -48,7 +52,6 @@ def _resolve_gemm():
                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t,
                           ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p,
                           ctypes.c_void_p, ctypes.c_ssize_t)(_helperlib.c_helpers["xxgemm"])
-    import scipy.linalg.cython_blas  # noqa: F401  (what numba_xxgemm imports)
     for kind, dtype in ((b"s", np.float32), (b"d", np.float64)):
         a, b, c = (np.ones(1, dtype) for _ in range(3))
         one, zero = np.ones(1, dtype), np.zeros(1, dtype)
@@ -66,7 +69,6 @@ def _scipy_openblas():
             paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
     except OSError:
         return None
-    import scipy
     scipy_dir = os.path.dirname(scipy.__file__)
     # SciPy's wheels: scipy.libs/ (a sibling of scipy/) or the scipy_openblas32 package;
     # numpy's own OpenBLAS (numpy.libs, scipy_openblas64_) is another library.
@@ -90,26 +92,44 @@ def _scipy_openblas():
 
 
 def _after_fork_in_child():
-    _state["forked"] = True
+    # the pool was started in this process's ancestry: Numba's OpenMP layer refuses it
+    _state["forked"] = _state["forked"] or bool(numba.np.ufunc.parallel._is_initialized)
 
 
-numba.np.ufunc.parallel._launch_threads()
-_resolve_gemm()
-_OPENBLAS = _scipy_openblas()
+_OPENBLAS = None   # (get, set) of SciPy's OpenBLAS thread count, found by _start
+
+
+def _start():
+    """Once per process: start Numba's pool, look up ``?gemm``, find SciPy's OpenBLAS."""
+    global _OPENBLAS
+    if _state["started"]:
+        return
+    numba.np.ufunc.parallel._launch_threads()
+    _resolve_gemm()
+    _OPENBLAS = _scipy_openblas()
+    _state["started"] = True
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def openblas_threads():
     """The thread count of SciPy's OpenBLAS, or ``None`` if it cannot be controlled."""
+    _start()
     return None if _OPENBLAS is None else _OPENBLAS[0]()
 
 
 def workers():
     """How many parts of a batch the kernels may compute at once: Numba's thread count
     (``numba.get_num_threads()``, which ``numba.set_num_threads`` and
-    ``NUMBA_NUM_THREADS`` set), 1 in a forked child."""
-    return 1 if _state["forked"] else numba.get_num_threads()
+    ``NUMBA_NUM_THREADS`` set), 1 in a forked child of a process that started Numba's
+    pool. Starts the pool (and looks up ``?gemm``) on first use: call it before any
+    kernel that may run a parallel loop."""
+    if _state["forked"]:
+        return 1
+    _start()
+    return numba.get_num_threads()
 
 
 class _OneThread:
@@ -133,4 +153,7 @@ def blas_scope(active=True):
     """A context that keeps SciPy's OpenBLAS on one thread (if ``active`` and there is
     one to control), restoring its thread count after: wrap kernel calls that may
     take the BLAS path."""
-    return _OneThread() if active and _OPENBLAS is not None else _NOTHING
+    if not active:
+        return _NOTHING
+    _start()
+    return _NOTHING if _OPENBLAS is None else _OneThread()
