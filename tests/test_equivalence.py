@@ -68,6 +68,40 @@ def test_blas_and_chunked_paths_match_reference(batch_size, n):
     assert run_both(net, X, y, 2, batch_size, 0.3, 0.001, OPTIMIZERS["nesterov"]) <= 1e-10
 
 
+def bordered_problem(n, seed=5):
+    """Raw inputs with always-zero columns (as MNIST's border pixels) and sparse others,
+    and some rows with every input zero: the BLAS path leaves the zero columns of a
+    chunk out of the first layer's products (``dense.forward_compact``)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 30))
+    X[rng.random(X.shape) < 0.5] = 0.0
+    X[:, [0, 1, 2, 13, 27, 28, 29]] = 0.0
+    X[X.shape[0] // 2:, 20:] = 0.0        # the second half: more columns zero
+    X[::17] = 0.0
+    return X, rng.integers(0, 4, n)
+
+
+@pytest.mark.parametrize("batch_size", [BLAS_MIN_BATCH, 200, 10_000])
+def test_blas_path_without_zero_input_columns_matches_reference(batch_size):
+    X, y = bordered_problem(700)
+    from fastnn.kernels.dense import COMPACT_MAX
+    part = X[:128]                        # compaction does happen here
+    assert np.count_nonzero(part.any(axis=0)) <= COMPACT_MAX * X.shape[1]
+    net = fnn.Network([30, 16, 8, 4], hidden="relu", dtype="float64", seed=2)
+    assert run_both(net, X, y, 2, batch_size, 0.1, 0.001, OPTIMIZERS["nesterov"]) <= 1e-10
+    P = ref.predict_proba(net.weights, net.biases, X, net.hidden, net.output,
+                          net.leaky_slope)
+    assert rel_err(net.forward(X), P) <= 1e-12
+    loss, dWs, dbs = ref.loss_and_gradients(net.weights, net.biases, X, y, net.hidden,
+                                            net.output, net.cost, slope=net.leaky_slope)
+    got_loss, grad = net.gradients(X, y)
+    assert abs(got_loss - loss) <= 1e-12 * abs(loss)
+    g = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(dWs, dbs)])
+    assert rel_err(grad, g) <= 1e-10
+    zero_rows = net.weights[0].shape[1] * np.array([0, 1, 2, 13, 27, 28, 29])
+    assert not grad[zero_rows].any()      # gradient rows of always-zero inputs: exactly 0
+
+
 def test_unshuffled_order_and_repeated_fits_match_one_long_fit():
     """fit(2) == fit(1) + fit(1) with the same optimizer object (state carries over)."""
     X, y = make_problem("softmax", "log_likelihood", n=30)

@@ -120,6 +120,96 @@ def forward_loops(A_in, W, bias, Z, skip_zeros):
             axpy_all(z, x, W)
 
 
+#: The BLAS path leaves out of the first layer's products the input columns that are zero
+#: in every row of a chunk when at most this fraction of them is non-zero
+#: (``forward_compact``). Measured on MNIST in shuffled parts of 128 rows: 63-72% (mean
+#: 67%) of the 784 pixel columns are non-zero somewhere in a part, so a third of the
+#: first layer's products goes; one epoch of 784-512-512-10, batch 256, float32, two
+#: threads (best of 3, alternated fresh processes): 1.108 s before, 0.943 s after.
+#: Above 90% the gathers would cost about what they save.
+COMPACT_MAX = 0.9
+
+
+@njit(cache=True)
+def forward_compact(A_in, W, bias, Z, ci, Ac, Wc):
+    """``Z = A_in @ W + bias`` with BLAS on the input columns that are non-zero in some
+    row of ``A_in`` (raw inputs such as MNIST pixels): a zero column adds exact zeros, so
+    leaving it out of the sum over ``k`` saves its share of the product.
+
+    ``ci`` (int64, ``n + 1``) receives the kept columns, ascending, and ``ci[n]`` their
+    number, or -1 if more than ``COMPACT_MAX`` of them are non-zero (then the plain
+    product runs); ``Ac`` receives the kept columns of ``A_in`` (``B x k``), kept for
+    ``gradients_compact``, and ``Wc`` the kept rows of ``W`` (``k x m``), free after.
+    """
+    B, n = A_in.shape
+    m = W.shape[1]
+    for i in range(n):
+        ci[i] = 0
+    for b in range(B):
+        a = A_in[b]
+        for i in range(n):
+            ci[i] |= a[i] != 0
+    k = 0
+    for i in range(n):   # in place: position k <= i was read before it is written
+        if ci[i]:
+            ci[k] = i
+            k += 1
+    if k > COMPACT_MAX * n or k == 0:
+        ci[n] = -1
+        forward(A_in, W, bias, Z, True, False)
+        return
+    ci[n] = k
+    A = Ac[:B * k].reshape(B, k)
+    for b in range(B):
+        a = A_in[b]
+        r = A[b]
+        for t in range(k):
+            r[t] = a[ci[t]]
+    Wk = Wc[:k * m].reshape(k, m)
+    for t in range(k):
+        src = W[ci[t]]
+        dst = Wk[t]
+        for j in range(m):
+            dst[j] = src[j]
+    np.dot(A, Wk, Z)
+    for b in range(B):
+        z = Z[b]
+        for j in range(m):
+            z[j] += bias[j]
+
+
+@njit(cache=True)
+def gradients_compact(A_in, D, gW, gb, ci, Ac, Wc):
+    """``gradients`` (BLAS) after ``forward_compact`` on the same ``A_in``: the rows of
+    ``gW`` of the kept columns from ``Ac.T @ D``, the others zero (their inputs are)."""
+    B, n = A_in.shape
+    k = ci[n]
+    if k < 0:
+        gradients(A_in, D, gW, gb, True)
+        return
+    m = D.shape[1]
+    for j in range(m):
+        gb[j] = D[0, j]
+    for b in range(1, B):
+        for j in range(m):
+            gb[j] += D[b, j]
+    A = Ac[:B * k].reshape(B, k)
+    G = Wc[:k * m].reshape(k, m)
+    np.dot(A.T, D, G)
+    zero = like(gW, 0.0)
+    t = 0
+    for i in range(n):
+        g = gW[i]
+        if t < k and ci[t] == i:
+            src = G[t]
+            for j in range(m):
+                g[j] = src[j]
+            t += 1
+        else:
+            for j in range(m):
+                g[j] = zero
+
+
 @njit(cache=True)
 def forward_sparse(X, indptr, indices, rows, W, bias, Z):
     """``Z[b] = X[rows[b]] @ W + bias`` reading only the row's non-zero inputs.

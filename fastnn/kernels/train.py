@@ -19,8 +19,9 @@ from numba import njit, prange
 
 from ._numeric import like
 from .activations import activate, keeps_z
-from .dense import (backprop_delta, backprop_delta_loops, forward, forward_loops,
-                    forward_sparse, gradients, output_delta)
+from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
+                    forward_loops, forward_sparse, gradients, gradients_compact,
+                    output_delta)
 from .updates import (apply_update, fused_layer_update, fused_sparse_update,
                       max_norm_columns, regularize_gradient, step_scalars)
 
@@ -69,9 +70,14 @@ def _layer_out(layout, codes, l, B, acts, offs, Zout):
 
 
 @njit(cache=True, inline="always")
-def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
+def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, ci, Ac,
+                  Wc):
     """Forward pass of ``A0`` (B rows) through the layers of ``layout``; returns the
     output activations (a view of ``acts``).
+
+    With BLAS, raw inputs (the full table, ``offs[0] == 0``) and room in ``ci``/``Ac``/
+    ``Wc`` (``workspaces``), the first layer leaves out the input columns that are zero
+    in every row (``dense.forward_compact``; ``chunk_gradient`` then uses its record).
 
     To start above the first layer, pass the tables sliced from that layer on
     (``layout[k:]``, ``codes[k:]``, ``offs[k:]``) and its input as ``A0``.
@@ -82,8 +88,12 @@ def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
     for l in range(L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
-        forward(A_prev, _block(params, w_off, n, m), params[b_off:b_off + m], Z, use_blas,
-                l == 0 and offs[0] == 0)   # raw inputs only: offs[0] is 0 in the full table
+        W = _block(params, w_off, n, m)
+        if l == 0 and use_blas and offs[0] == 0 and Wc.size > 0:
+            forward_compact(A_prev, W, params[b_off:b_off + m], Z, ci, Ac, Wc)
+        else:
+            forward(A_prev, W, params[b_off:b_off + m], Z, use_blas,
+                    l == 0 and offs[0] == 0)   # raw inputs only: offs[0] is 0 in the full table
         activate(Z, A, codes[l], slope)
         A_prev = A
     return A_prev
@@ -91,12 +101,14 @@ def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas):
 
 @njit(cache=True)
 def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
-                   acts, offs, Zout, D1, D2, wt, grad, use_blas):
+                   acts, offs, Zout, D1, D2, wt, grad, use_blas, ci, Ac, Wc):
     """Forward + backward of one chunk: ``grad`` = summed gradient; returns (cost sum, correct)."""
     L = layout.shape[0]
     B = A0.shape[0]
     m_out = layout[L - 1, 3]
-    Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas)
+    Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, ci,
+                         Ac, Wc)
+    compact = use_blas and Wc.size > 0   # forward_compact ran on layer 0
     D = _block(D1, 0, B, m_out)
     Z = _block(Zout, 0, B, m_out)
     loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D)
@@ -104,7 +116,11 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
     for l in range(L - 1, -1, -1):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         A_in = A0 if l == 0 else _block(acts, offs[l], B, n)
-        gradients(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
+        if l == 0 and compact:
+            gradients_compact(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m],
+                              ci, Ac, Wc)
+        else:
+            gradients(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
         if l > 0:
             D_prev = _block(D2 if in_d1 else D1, 0, B, n)
             # the derivative reads A_in, or the kept Z for keeps_z codes (_layer_out)
@@ -148,20 +164,21 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, inputs):
 
 @njit(cache=True)
 def _part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows, chunk,
-          blas_min, p, acts, offs, Zout, D1, D2, wt, Tws, labws, target):
+          blas_min, p, acts, offs, Zout, D1, D2, wt, Tws, labws, target, ci, Ac, Wc):
     """Part ``p`` of ``rows`` (its ``chunk`` rows) gathered into one workspace: its summed
     gradient into ``target``; returns (cost sum, correct)."""
     c0 = p * chunk
     c1 = min(rows.size, c0 + chunk)
     A0, T, lab = _gather(X, Y, labels, use_labels, rows[c0:c1], acts, Tws, labws, True)
     return chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labels,
-                          acts, offs, Zout, D1, D2, wt, target, c1 - c0 >= blas_min)
+                          acts, offs, Zout, D1, D2, wt, target, c1 - c0 >= blas_min, ci,
+                          Ac, Wc)
 
 
 @njit(cache=True, parallel=True)
 def _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows, chunk,
            blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gparts, losses,
-           corrects):
+           corrects, ci, Ac, Wc):
     """Parts ``p0 .. p0+k-1`` of ``rows``, part ``p0+g`` in workspace ``g`` (row ``g`` of
     the stacked buffers), spread over Numba's threads; part 0 sums into ``grad``, the
     others into ``gparts[g]``."""
@@ -169,7 +186,7 @@ def _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, ro
         target = grad if p0 + g == 0 else gparts[g]
         lo, co = _part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                        rows, chunk, blas_min, p0 + g, acts[g], offs, Zout[g], D1[g], D2[g],
-                       wt[g], Tws[g], labws[g], target)
+                       wt[g], Tws[g], labws[g], target, ci[g], Ac[g], Wc[g])
         losses[g] = lo
         corrects[g] = co
 
@@ -177,7 +194,7 @@ def _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, ro
 @njit(cache=True, inline="always")
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
-                   gparts, losses, corrects):
+                   gparts, losses, corrects, ci, Ac, Wc):
     """Summed gradient over ``X[rows]``, in parts of ``chunk`` rows.
 
     The parts are cut from ``rows`` by ``chunk`` alone and their gradients added in part
@@ -198,13 +215,13 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
             lo, co = _part(params, layout, codes, slope, cost_code, X, Y, labels,
                            use_labels, rows, chunk, blas_min, p0, acts[0], offs, Zout[0],
                            D1[0], D2[0], wt[0], Tws[0], labws[0],
-                           grad if p0 == 0 else gparts[0])
+                           grad if p0 == 0 else gparts[0], ci[0], Ac[0], Wc[0])
             losses[0] = lo
             corrects[0] = co
         else:
             _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows,
                    chunk, blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
-                   gparts, losses, corrects)
+                   gparts, losses, corrects, ci, Ac, Wc)
         for g in range(k):
             if p0 + g > 0:
                 gp = gparts[g]
@@ -216,11 +233,13 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
 
 
 @njit(cache=True)
-def workspaces(params, layout, codes, chunk, G, grads):
+def workspaces(params, layout, codes, chunk, G, grads, blas_min):
     """``G`` workspaces for parts of up to ``chunk`` rows, stacked: row ``g`` of each
     buffer is workspace ``g`` (see ``_workspace``), plus ``G`` gradient buffers (if
-    ``grads``, else empty rows) and the per-part cost and correct counts. Returns
-    ``(offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects)``."""
+    ``grads``, else empty rows), the per-part cost and correct counts and, if
+    ``chunk >= blas_min``, the first layer's compaction buffers
+    (``dense.forward_compact``; empty rows otherwise). Returns
+    ``(offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac, Wc)``."""
     L = layout.shape[0]
     offs = _act_offsets(layout, chunk)
     zroom = 0
@@ -243,7 +262,12 @@ def workspaces(params, layout, codes, chunk, G, grads):
     gparts = np.empty((G, params.size if grads else 0), dt)
     losses = np.zeros(G)
     corrects = np.zeros(G, np.int64)
-    return offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects
+    n0 = layout[0, 2]
+    big = chunk >= blas_min
+    ci = np.empty((G, n0 + 1 if big else 0), np.int64)
+    Ac = np.empty((G, chunk * n0 if big else 0), dt)
+    Wc = np.empty((G, n0 * layout[0, 3] if big else 0), dt)
+    return offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac, Wc
 
 
 @njit(cache=True)
@@ -417,8 +441,8 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
     (after gradient clipping and the L1 term, if any; followed by the max-norm
     constraint, if any)."""
     G = max(1, min(nwork, (batch_size + chunk - 1) // chunk))
-    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses,
-     corrects) = workspaces(params, layout, codes, chunk, G, True)
+    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
+     Wc) = workspaces(params, layout, codes, chunk, G, True, blas_min)
     grad = np.empty(params.size, params.dtype)
     n = order.size
     loss = 0.0
@@ -427,7 +451,8 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
         e = min(n, s + batch_size)
         lo, co = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                                 use_labels, order[s:e], chunk, blas_min, acts, offs, Zout,
-                                D1, D2, wt, Tws, labws, grad, gparts, losses, corrects)
+                                D1, D2, wt, Tws, labws, grad, gparts, losses, corrects, ci,
+                                Ac, Wc)
         if not math.isfinite(lo):
             return loss, correct, s
         if clip_norm > 0 or l1 > 0:
@@ -450,18 +475,18 @@ def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use
     in parts of ``chunk`` rows, ``nwork`` at once (``batch_gradient``)."""
     n = X.shape[0]
     G = max(1, min(nwork, (n + chunk - 1) // chunk))
-    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses,
-     corrects) = workspaces(params, layout, codes, chunk, G, True)
+    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
+     Wc) = workspaces(params, layout, codes, chunk, G, True, blas_min)
     rows = np.arange(n)
     loss, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                              use_labels, rows, chunk, blas_min, acts, offs, Zout, D1, D2,
-                             wt, Tws, labws, grad, gparts, losses, corrects)
+                             wt, Tws, labws, grad, gparts, losses, corrects, ci, Ac, Wc)
     return loss
 
 
 @njit(cache=True)
 def _forward_part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
-                  blas_min, p, acts, offs, Zout, out, want_cost):
+                  blas_min, p, acts, offs, Zout, out, want_cost, ci, Ac, Wc):
     """Forward pass of part ``p`` of ``X`` (its ``chunk`` rows) in one workspace: the
     outputs into ``out``'s rows (unless ``out`` has no rows) and, if ``want_cost``,
     returns (cost sum, correct) against ``Y``/``labels``."""
@@ -472,7 +497,7 @@ def _forward_part(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     c1 = min(n, c0 + chunk)
     B = c1 - c0
     Aout = forward_chunk(params, layout, codes, slope, X[c0:c1], acts, offs, Zout,
-                         B >= blas_min)
+                         B >= blas_min, ci, Ac, Wc)
     if out.shape[0] > 0:
         for b in range(B):   # loops: see _gather
             o = out[c0 + b]
@@ -491,13 +516,13 @@ def _forward_part(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
 @njit(cache=True, parallel=True)
 def _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    chunk, blas_min, p0, k, acts, offs, Zout, out, want_cost, losses,
-                   corrects):
+                   corrects, ci, Ac, Wc):
     """Parts ``p0 .. p0+k-1`` of ``X`` (``_forward_part``), part ``p0+g`` in workspace
     ``g``, spread over Numba's threads."""
     for g in prange(k):
         lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
                                use_labels, chunk, blas_min, p0 + g, acts[g], offs, Zout[g],
-                               out, want_cost)
+                               out, want_cost, ci[g], Ac[g], Wc[g])
         losses[g] = lo
         corrects[g] = co
 
@@ -512,8 +537,8 @@ def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     n = X.shape[0]
     nparts = (n + chunk - 1) // chunk
     G = max(1, min(nwork, nparts))
-    offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects = workspaces(
-        params, layout, codes, chunk, G, False)
+    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
+     Wc) = workspaces(params, layout, codes, chunk, G, False, blas_min)
     loss = 0.0
     correct = 0
     for p0 in range(0, nparts, G):
@@ -521,13 +546,13 @@ def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         if k == 1:
             lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
                                    use_labels, chunk, blas_min, p0, acts[0], offs, Zout[0],
-                                   out, want_cost)
+                                   out, want_cost, ci[0], Ac[0], Wc[0])
             losses[0] = lo
             corrects[0] = co
         else:
             _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels,
                            use_labels, chunk, blas_min, p0, k, acts, offs, Zout, out,
-                           want_cost, losses, corrects)
+                           want_cost, losses, corrects, ci, Ac, Wc)
         for g in range(k):
             loss += losses[g]
             correct += corrects[g]
