@@ -22,6 +22,18 @@ LOG_LIKELIHOOD = 2
 
 
 @njit(cache=True, inline="always")
+def sum_rows(gr, D):
+    """``gr = sum_b D[b]`` (the bias gradient), summed in batch order."""
+    m = gr.size
+    for j in range(m):
+        gr[j] = D[0, j]
+    for b in range(1, D.shape[0]):
+        d = D[b]
+        for j in range(m):
+            gr[j] += d[j]
+
+
+@njit(cache=True, inline="always")
 def axpy(z, a, w):
     """``z += a * w`` along a row."""
     for j in range(z.size):
@@ -188,11 +200,7 @@ def gradients_compact(A_in, D, gW, gb, ci, Ac, Wc):
         gradients(A_in, D, gW, gb, True)
         return
     m = D.shape[1]
-    for j in range(m):
-        gb[j] = D[0, j]
-    for b in range(1, B):
-        for j in range(m):
-            gb[j] += D[b, j]
+    sum_rows(gb, D)
     A = Ac[:B * k].reshape(B, k)
     G = Wc[:k * m].reshape(k, m)
     np.dot(A.T, D, G)
@@ -244,11 +252,7 @@ def gradients(A_in, D, gW, gb, use_blas):
     """Sum over the batch: ``gW = A_in.T @ D`` and ``gb = D.sum(0)`` (not yet averaged)."""
     B, n = A_in.shape
     m = D.shape[1]
-    for j in range(m):
-        gb[j] = D[0, j]
-    for b in range(1, B):
-        for j in range(m):
-            gb[j] += D[b, j]
+    sum_rows(gb, D)
     if use_blas:
         np.dot(A_in.T, D, gW)
         return

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from ._numeric import like
-from .dense import axpy, axpy4, axpy_all
+from .dense import axpy, axpy4, axpy_all, sum_rows
 
 SGD = 0
 ADAM = 1       # AdamW is ADAM with the decoupled flag
@@ -62,18 +62,6 @@ def _sgd_region(params, grad, vel, start, stop, inv_b, l2, lr, mu, damp, nestero
             params[p] -= lr * (g + mu * v)
         else:
             params[p] -= lr * v
-
-
-@njit(cache=True, inline="always")
-def _sum_rows(gr, D):
-    """``gr = sum_b D[b]`` (the bias gradient), summed in batch order."""
-    m = gr.size
-    for j in range(m):
-        gr[j] = D[0, j]
-    for b in range(1, D.shape[0]):
-        d = D[b]
-        for j in range(m):
-            gr[j] += d[j]
 
 
 
@@ -231,7 +219,7 @@ def _bias_step(bias, D, gr, vel, state, b_off, inv_b, lr, mu, damp, nesterov, fi
     L2 or L1."""
     m = bias.size
     zero = like(bias, 0.0)
-    _sum_rows(gr, D)
+    sum_rows(gr, D)
     if sgd:
         _sgd_region(bias, gr, vel[b_off:b_off + m], 0, m, inv_b, zero, lr, mu, damp,
                     nesterov, first)
