@@ -10,6 +10,7 @@ from scipy.special import xlogy
 
 from . import optimizers as _opt
 from ._validation import check_int, check_real, check_X
+from .kernels import threads as _threads
 from .callbacks import History, format_metrics
 from .network import (BLAS_MIN_BATCH, CHUNK, DivergenceError, Network,
                       _check_optional_positive)
@@ -194,6 +195,9 @@ class Ensemble:
             # epochs=0 it stops there: the same checks and errors as the sequential path
             self.members[0].fit(X, y, **dict(fit_kwargs, epochs=0))
             refusal = _parallel_refusal(fit_kwargs, X.shape[0])
+            if refusal is None and _threads.forked():
+                refusal = ("this process was forked from one that ran Numba's parallel "
+                           "loops, which GNU OpenMP cannot run again here")
             if refusal is None and self.members[0]._extended:
                 refusal = ("members with PReLU or batch norm train in the kernels of "
                            "layers.py, one after another")

@@ -38,6 +38,13 @@ SPARSE_MAX_DENSITY = 0.5
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def _workers(chunk):
+    """Parts a kernel may compute at once: Numba's threads for the BLAS path
+    (``threads.workers``, which starts the pool), 1 below it (no parallel loop runs, and
+    the pool stays unstarted, so a fork of this process keeps Numba's parallel loops)."""
+    return _threads.workers() if chunk >= BLAS_MIN_BATCH else 1
+
+
 class DivergenceError(FloatingPointError):
     """Training produced a non-finite cost or non-finite weights.
 
@@ -568,7 +575,7 @@ class Network:
                                              fused=not (clip_norm or layered),
                                              indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
-        nwork = _threads.workers()
+        nwork = _workers(chunk)
         for k in range(epochs):
             epoch = self.epochs_trained
             lr = rates[k] if sched is None else _rate(sched.lr, k)
@@ -724,7 +731,7 @@ class Network:
             chunk = self._chunk(X.shape[0])
             with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
                 _kt.predict(self._params, self._layout, self._codes, self._slope, X, out,
-                            chunk, BLAS_MIN_BATCH, _threads.workers())
+                            chunk, BLAS_MIN_BATCH, _workers(chunk))
         return out
 
     def _predict_ext(self, X, out, Y, labels, use_labels, want_cost):
@@ -766,7 +773,7 @@ class Network:
         with _threads.blas_scope(chunk >= BLAS_MIN_BATCH):
             return _kt.evaluate(self._params, self._layout, self._codes, self._slope,
                                 self._cost_code, X, Y, labels, use_labels, chunk,
-                                BLAS_MIN_BATCH, _threads.workers())
+                                BLAS_MIN_BATCH, _workers(chunk))
 
     def evaluate(self, X, y):
         """Mean cost (data term, no regularisation) and, for labels, accuracy.
@@ -823,7 +830,7 @@ class Network:
                 loss = _kt.loss_and_gradient(self._params, self._layout, self._codes,
                                              self._slope, self._cost_code, X, Y, labels,
                                              use_labels, chunk, BLAS_MIN_BATCH, grad,
-                                             _threads.workers())
+                                             _workers(chunk))
         grad /= self.dtype.type(n)
         loss /= n
         if l2:

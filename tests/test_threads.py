@@ -90,6 +90,40 @@ def _child(X, y, queue):
     queue.put(fit(X, y).params)
 
 
+def _child_ensemble(queue):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((200, 20)), rng.integers(0, 3, 200)
+    auto = fnn.Ensemble(2, [20, 8, 3], seed=0)
+    auto.fit(X, y, epochs=1, batch_size=10, progress=False)        # "auto": in turn
+    try:
+        fnn.Ensemble(2, [20, 8, 3], seed=0).fit(X, y, epochs=1, batch_size=10,
+                                                progress=False, parallel=True)
+        refused = ""
+    except ValueError as exc:
+        refused = str(exc)
+    queue.put((auto.members[1].params, refused))
+
+
+def test_forked_child_ensemble_does_not_run_parallel_loops():
+    """A child forked after the parent ran Numba's parallel loops: an ensemble's "auto"
+    trains its members in turn (the same weights), ``parallel=True`` refuses clearly."""
+    X, y = problem()
+    fit(X, y)                        # the parent runs the parallel loops first
+    rng = np.random.default_rng(0)
+    Xe, ye = rng.random((200, 20)), rng.integers(0, 3, 200)
+    here = fnn.Ensemble(2, [20, 8, 3], seed=0)
+    here.fit(Xe, ye, epochs=1, batch_size=10, progress=False)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_ensemble, args=(queue,))
+    proc.start()
+    params, refused = queue.get(timeout=300)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert np.array_equal(params, here.members[1].params)
+    assert "forked" in refused
+
+
 def test_forked_child_trains_the_blas_path_like_its_parent():
     """GNU OpenMP cannot run Numba's parallel loops in a child forked from a process that
     started them: there fastnn computes the parts in turn, with the same bits."""
@@ -108,6 +142,14 @@ def test_forked_child_trains_the_blas_path_like_its_parent():
 IMPORT_THEN_FORK = textwrap.dedent(r"""
     import multiprocessing, numba.np.ufunc.parallel as par, numpy as np, fastnn as fnn
     assert not par._is_initialized, "importing fastnn started Numba's pool"
+    # neither do small batches nor small predictions (no parallel loop can run there)
+    rng = np.random.default_rng(1)
+    Xs, ys = rng.random((60, 20)), rng.integers(0, 3, 60)
+    net = fnn.Network([20, 8, 3], seed=0)
+    net.fit(Xs, ys, epochs=1, batch_size=10, progress=False)
+    net.predict_proba(Xs[:5])
+    net.evaluate(Xs[:5], ys[:5])
+    assert not par._is_initialized, "a small-batch fit or prediction started Numba's pool"
 
     def child(queue):
         # as asv's runner does: a fork of a process that only imported fastnn may still

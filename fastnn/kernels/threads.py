@@ -120,6 +120,12 @@ def openblas_threads():
     return None if _OPENBLAS is None else _OPENBLAS[0]()
 
 
+def forked():
+    """Whether this process was forked from one that started Numba's pool: Numba's GNU
+    OpenMP layer terminates it at its first parallel loop."""
+    return _state["forked"]
+
+
 def workers():
     """How many parts of a batch the kernels may compute at once: Numba's thread count
     (``numba.get_num_threads()``, which ``numba.set_num_threads`` and

@@ -240,24 +240,15 @@ def workspaces(params, layout, codes, chunk, G, grads, blas_min):
     ``chunk >= blas_min``, the first layer's compaction buffers
     (``dense.forward_compact``; empty rows otherwise). Returns
     ``(offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac, Wc)``."""
-    L = layout.shape[0]
-    offs = _act_offsets(layout, chunk)
-    zroom = 0
-    for l in range(L - 1):
-        if keeps_z(codes[l]):
-            zroom = offs[L] - offs[1]
-    width = max(_max_width(layout), layout[0, 2])
-    m_out = layout[L - 1, 3]
-    wsize = 0
-    for l in range(1, L):
-        wsize = max(wsize, layout[l, 2] * layout[l, 3])
+    offs, n_acts = _act_sizes(layout, codes, chunk)
+    n_out, n_delta, n_wt = _delta_sizes(layout, chunk)
     dt = params.dtype
-    acts = np.empty((G, offs[L + 1] + zroom), dt)
-    Zout = np.empty((G, chunk * m_out), dt)
-    D1 = np.empty((G, chunk * width), dt)
-    D2 = np.empty((G, chunk * width), dt)
-    wt = np.empty((G, wsize), dt)
-    Tws = np.empty((G, chunk * m_out), dt)
+    acts = np.empty((G, n_acts), dt)
+    Zout = np.empty((G, n_out), dt)
+    D1 = np.empty((G, n_delta), dt)
+    D2 = np.empty((G, n_delta), dt)
+    wt = np.empty((G, n_wt), dt)
+    Tws = np.empty((G, n_out), dt)
     labws = np.empty((G, chunk), np.int64)
     gparts = np.empty((G, params.size if grads else 0), dt)
     losses = np.zeros(G)
@@ -276,15 +267,34 @@ def _workspace(params, layout, codes, chunk):
 
     ``acts`` holds each layer's activations at ``offs``; if a hidden layer keeps ``z``
     (``keeps_z``), room for the hidden layers' ``Z`` follows (see ``_layer_out``)."""
+    offs, n_acts = _act_sizes(layout, codes, chunk)
+    acts = np.empty(n_acts, params.dtype)
+    Zout, D1, D2, Tws, labws, wt = delta_buffers(params, layout, chunk)
+    return offs, acts, Zout, D1, D2, Tws, labws, wt
+
+
+@njit(cache=True)
+def _act_sizes(layout, codes, chunk):
+    """``(offs, size)`` of a workspace's activation buffer (``_workspace``)."""
     L = layout.shape[0]
     offs = _act_offsets(layout, chunk)
     zroom = 0
     for l in range(L - 1):
         if keeps_z(codes[l]):
             zroom = offs[L] - offs[1]
-    acts = np.empty(offs[L + 1] + zroom, params.dtype)
-    Zout, D1, D2, Tws, labws, wt = delta_buffers(params, layout, chunk)
-    return offs, acts, Zout, D1, D2, Tws, labws, wt
+    return offs, offs[L + 1] + zroom
+
+
+@njit(cache=True)
+def _delta_sizes(layout, chunk):
+    """Sizes of ``delta_buffers``' output block (and targets), each delta block, and
+    the transposed-``W`` room."""
+    L = layout.shape[0]
+    width = max(_max_width(layout), layout[0, 2])
+    wsize = 0
+    for l in range(1, L):
+        wsize = max(wsize, layout[l, 2] * layout[l, 3])
+    return chunk * layout[L - 1, 3], chunk * width, wsize
 
 
 @njit(cache=True)
@@ -293,18 +303,13 @@ def delta_buffers(params, layout, chunk):
     rows: ``(Zout, D1, D2, Tws, labws, wt)`` -- the output's pre-activation, two delta
     blocks (the widest layer, input included), float targets, labels, and room for the
     largest ``W`` above the first layer transposed (the loops' ``backprop_delta``)."""
-    L = layout.shape[0]
-    width = max(_max_width(layout), layout[0, 2])
-    m_out = layout[L - 1, 3]
-    Zout = np.empty(chunk * m_out, params.dtype)
-    D1 = np.empty(chunk * width, params.dtype)
-    D2 = np.empty(chunk * width, params.dtype)
-    Tws = np.empty(chunk * m_out, params.dtype)
+    n_out, n_delta, n_wt = _delta_sizes(layout, chunk)
+    Zout = np.empty(n_out, params.dtype)
+    D1 = np.empty(n_delta, params.dtype)
+    D2 = np.empty(n_delta, params.dtype)
+    Tws = np.empty(n_out, params.dtype)
     labws = np.empty(chunk, np.int64)
-    wsize = 0
-    for l in range(1, L):
-        wsize = max(wsize, layout[l, 2] * layout[l, 3])
-    wt = np.empty(wsize, params.dtype)
+    wt = np.empty(n_wt, params.dtype)
     return Zout, D1, D2, Tws, labws, wt
 
 
@@ -528,12 +533,32 @@ def _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_la
 
 
 @njit(cache=True)
+def forward_serial(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                   chunk, blas_min, out, want_cost):
+    """The forward pass of all of ``X`` in parts of ``chunk`` rows, in turn on this
+    thread: outputs into ``out`` (if it has rows), returns (cost sum, correct) if
+    ``want_cost``. No parallel loop is compiled in: loading a kernel that holds one
+    starts Numba's thread pool, which a later fork of this process could not use."""
+    n = X.shape[0]
+    (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
+     Wc) = workspaces(params, layout, codes, chunk, 1, False, blas_min)
+    loss = 0.0
+    correct = 0
+    for p in range((n + chunk - 1) // chunk):
+        lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
+                               use_labels, chunk, blas_min, p, acts[0], offs, Zout[0], out,
+                               want_cost, ci[0], Ac[0], Wc[0])
+        loss += lo
+        correct += co
+    return loss, correct
+
+
+@njit(cache=True)
 def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
                 blas_min, out, want_cost, nwork):
-    """The forward pass of all of ``X`` in parts of ``chunk`` rows, up to ``nwork`` parts
-    at once (one per thread; rows are independent, so the outputs do not depend on it,
-    and the costs are added in part order): outputs into ``out`` (if it has rows),
-    returns (cost sum, correct) if ``want_cost``."""
+    """``forward_serial`` with up to ``nwork`` parts at once (one per thread; rows are
+    independent, so the outputs do not depend on it, and the costs are added in part
+    order)."""
     n = X.shape[0]
     nparts = (n + chunk - 1) // chunk
     G = max(1, min(nwork, nparts))
@@ -543,34 +568,38 @@ def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     correct = 0
     for p0 in range(0, nparts, G):
         k = min(G, nparts - p0)
-        if k == 1:
-            lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
-                                   use_labels, chunk, blas_min, p0, acts[0], offs, Zout[0],
-                                   out, want_cost, ci[0], Ac[0], Wc[0])
-            losses[0] = lo
-            corrects[0] = co
-        else:
-            _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels,
-                           use_labels, chunk, blas_min, p0, k, acts, offs, Zout, out,
-                           want_cost, losses, corrects, ci, Ac, Wc)
+        _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                       chunk, blas_min, p0, k, acts, offs, Zout, out, want_cost, losses,
+                       corrects, ci, Ac, Wc)
         for g in range(k):
             loss += losses[g]
             correct += corrects[g]
     return loss, correct
 
 
+def _forward(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
+             blas_min, out, want_cost, nwork):
+    """``forward_all`` with several workers and more than one part, else
+    ``forward_serial``."""
+    if nwork > 1 and X.shape[0] > chunk:
+        return forward_all(params, layout, codes, slope, cost_code, X, Y, labels,
+                           use_labels, chunk, blas_min, out, want_cost, nwork)
+    return forward_serial(params, layout, codes, slope, cost_code, X, Y, labels,
+                          use_labels, chunk, blas_min, out, want_cost)
+
+
 def evaluate(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
              blas_min, nwork=1):
     """Summed cost and number of correct argmax predictions (labels only) over ``X``."""
     none = np.empty((0, layout[-1, 3]), params.dtype)
-    return forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                       chunk, blas_min, none, True, nwork)
+    return _forward(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                    chunk, blas_min, none, True, nwork)
 
 
 def predict(params, layout, codes, slope, X, out, chunk, blas_min, nwork=1):
     """``out = network(X)``: the output activations, computed part by part."""
-    forward_all(params, layout, codes, slope, 0, X, out[:0], np.empty(0, np.int64), False,
-                chunk, blas_min, out, False, nwork)
+    _forward(params, layout, codes, slope, 0, X, out[:0], np.empty(0, np.int64), False,
+             chunk, blas_min, out, False, nwork)
 
 
 @njit(cache=True)
