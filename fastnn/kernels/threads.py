@@ -18,7 +18,9 @@ call that may take the BLAS path in ``blas_scope``:
   that may run a parallel loop. A cached kernel that calls a parallel one does not
   start the pool when it is loaded from Numba's cache (numba#8578: the loaded library
   drops the initialiser that the freshly compiled one runs), and its first parallel
-  loop would then crash. Not at import: a process forked from one that started the pool
+  loop would then crash. (Loading a kernel that holds a parallel loop starts the pool
+  too, so small predictions use one that holds none: ``train.forward_serial``.) Not at
+  import: a process forked from one that started the pool
   cannot run Numba's parallel loops (below), and tools that import and then fork (asv's
   benchmark runner, a ``multiprocessing`` pool) would lose them.
 - **A forked child computes the parts in turn** (``workers()`` is 1 there) if its
