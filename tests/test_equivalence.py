@@ -216,3 +216,36 @@ def test_nonzero_index_matches_numpy():
     rows, cols = np.nonzero(X)
     assert np.array_equal(indptr, np.r_[0, np.cumsum((X != 0).sum(1))])
     assert np.array_equal(indices, cols) and indices.dtype == np.int32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("width", [5, 8, 16, 17, 33, 40])
+@pytest.mark.parametrize("opt", ["plain", "momentum", "nesterov", "l2", "l1"])
+@pytest.mark.parametrize("batch_size", [1, 3, 10])
+def test_rows_of_every_register_width(monkeypatch, dtype, width, opt, batch_size):
+    """The small-batch loops keep rows of up to two SIMD registers (16 float32 or 8
+    float64 lanes each; ``kernels/simd.py``) in registers, wider rows in register-sized
+    pieces, and mask the lanes past a row's end. Widths on either side of each register
+    boundary, in the first layer (sparse and dense paths) and the layer above, give
+    bitwise the same weights on both paths and, in float64, the reference's."""
+    import fastnn.network as network
+    X, y = make_problem("softmax", "log_likelihood", n=30, n_in=20, n_out=width, seed=2)
+    X[:, 7] = 0.0                                     # an input no sample uses
+    kw = dict(l2=0.02 if opt == "l2" else 0.0, l1=1e-3 if opt == "l1" else 0.0)
+    sgd = dict(momentum=0.9 if opt in ("momentum", "nesterov") else 0.0,
+               nesterov=opt == "nesterov")
+    nets = {}
+    for density in (0.0, 1.0):                        # 0: never sparse, 1: always
+        monkeypatch.setattr(network, "SPARSE_MAX_DENSITY", density)
+        net = fnn.Network([20, width, width], dtype=dtype, seed=4)
+        start = (net.weights[0].copy(), net.biases[0].copy())
+        net.fit(X, y, epochs=2, batch_size=batch_size, optimizer=fnn.SGD(0.05, **sgd),
+                progress=False, **kw)
+        assert not np.array_equal(net.weights[0], start[0])
+        assert not np.array_equal(net.biases[0], start[1])
+        nets[density] = net
+    assert np.array_equal(nets[0.0].params, nets[1.0].params)
+    if dtype == "float64" and opt != "l1":            # the reference has no L1 term
+        net = fnn.Network([20, width, width], dtype=dtype, seed=4)
+        err = run_both(net, X, y, 2, batch_size, 0.05, kw["l2"], sgd)
+        assert err <= 1e-10

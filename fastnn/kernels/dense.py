@@ -15,6 +15,7 @@ from numba import njit
 
 from ._numeric import like, log1pexp
 from .activations import IDENTITY, SIGMOID, TANH, SOFTMAX, mul_derivative
+from .simd import lanes, vload, vmadd, vstore
 
 QUADRATIC = 0
 CROSS_ENTROPY = 1
@@ -218,6 +219,16 @@ def gradients_compact(A_in, D, gW, gb, ci, Ac, Wc):
                 g[j] = zero
 
 
+#: Rows of at most this many SIMD registers (32 float32, 16 float64) keep their sums in
+#: registers (``simd.Vec``) in the small-batch loops; wider rows run the ``axpy``
+#: loops. Measured on MNIST rows (~150 non-zero pixels), the first layer's forward of
+#: batches of 10 in one process, alternated, time of registers / loops: 30 units 0.52,
+#: 64 (4 registers) 0.68, 100 (8 registers) 0.84-1.12, 512 1.33; and a whole epoch of
+#: 784-100-10 at batch 32 was slower with 8-register passes (a pass walks the row's
+#: terms once per group of registers, and their index arithmetic then dominates).
+VEC_REGISTERS = 2
+
+
 @njit(cache=True)
 def forward_sparse(X, indptr, indices, rows, W, bias, Z):
     """``Z[b] = X[rows[b]] @ W + bias`` reading only the row's non-zero inputs.
@@ -226,17 +237,27 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
     branch per input is needed; the terms are added in the same order as ``forward``'s
     loops, giving bitwise the same ``Z``. On MNIST (~19% non-zero pixels) the branchy
     scan of 784 inputs cost more than the arithmetic it skipped.
+
+    Rows of up to ``VEC_REGISTERS`` SIMD registers keep each sum in registers for the
+    whole row (``z = bias``, then ``z += x_i W[i]`` for each non-zero ``i`` in order:
+    the same operations, so the same bits); the loops would store ``z`` and load it
+    back every four inputs, and a row narrower than LLVM's 32-float vector loop runs
+    scalar in them.
     """
     B = rows.size
     m = W.shape[1]
+    L = lanes(bias)
     for b in range(B):
         r = rows[b]
         z = Z[b]
         x = X[r]
-        for j in range(m):
-            z[j] = bias[j]
         p = indptr[r]
         end = indptr[r + 1]
+        if m <= VEC_REGISTERS * L:
+            _sparse_row_vec(z, x, W, bias, indices, p, end)
+            continue
+        for j in range(m):
+            z[j] = bias[j]
         while p + 4 <= end:
             i0, i1, i2, i3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
             axpy4(z, x[i0], W[i0], x[i1], W[i1], x[i2], W[i2], x[i3], W[i3])
@@ -245,6 +266,31 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
             i = indices[p]
             axpy(z, x[i], W[i])
             p += 1
+
+
+@njit(cache=True, inline="always")
+def _sparse_row_vec(z, x, W, bias, indices, p0, end):
+    """``z = bias + sum_p x[i_p] W[i_p]`` over ``p0 <= p < end`` (``i_p = indices[p]``),
+    summed in one or two registers (``m <= 2 lanes``); see ``forward_sparse``."""
+    m = z.size
+    L = lanes(z)
+    if m > L:
+        s0 = vload(bias, 0, m)
+        s1 = vload(bias, L, m)
+        for p in range(p0, end):
+            i = indices[p]
+            a = x[i]
+            w = W[i]
+            s0 = vmadd(s0, a, vload(w, 0, m))
+            s1 = vmadd(s1, a, vload(w, L, m))
+        vstore(z, 0, m, s0)
+        vstore(z, L, m, s1)
+    else:
+        s0 = vload(bias, 0, m)
+        for p in range(p0, end):
+            i = indices[p]
+            s0 = vmadd(s0, x[i], vload(W[i], 0, m))
+        vstore(z, 0, m, s0)
 
 
 @njit(cache=True)

@@ -19,6 +19,7 @@ from numba import njit, prange
 
 from ._numeric import like
 from .activations import activate, keeps_z
+from .simd import lanes, prefetch
 from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
                     forward_loops, forward_sparse, gradients, gradients_compact,
                     output_delta)
@@ -160,6 +161,27 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, inputs):
             for j in range(m_out):
                 t[j] = yr[j]
     return A0, T, labws[:B]
+
+
+@njit(cache=True, inline="always")
+def _prefetch_rows(X, rows, indptr, indices):
+    """Start loading the samples ``X[rows]`` (and their part of the CSR index, if any)
+    into the caches, a batch ahead of their use.
+
+    The rows of a shuffled epoch are scattered over ``X`` (157 MB for MNIST in
+    float32), so without this every sample's first reads wait on memory. Measured, the
+    first layer's forward of an MNIST epoch in batches of 10 (784 -> 30, float32): 0.048
+    s in shuffled order, 0.027 s in file order.
+    """
+    line = 64 // X.itemsize
+    for b in range(rows.size):
+        r = rows[b]
+        x = X[r]
+        for k in range(0, x.size, line):
+            prefetch(x, k)
+        if indptr.size > 0:
+            for p in range(indptr[r], indptr[r + 1], 64 // indices.itemsize):
+                prefetch(indices, p)
 
 
 @njit(cache=True)
@@ -380,14 +402,14 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     grow = np.empty(_max_width(layout), params.dtype)
     sparse = indptr.size > 0
     n0 = layout[0, 2]
-    cnt = np.empty(n0 + 1, np.int64)
-    pos = np.empty(n0, np.int64)
-    tb = np.empty(batch_size * n0 if sparse else 0, np.int64)
-    ta = np.empty(batch_size * n0 if sparse else 0, params.dtype)
+    vl = lanes(params)  # G's rows padded to whole registers (updates.fused_sparse_update)
+    G = np.zeros((n0 if sparse else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
+    touched = np.zeros(n0 if sparse else 0, np.uint8)
     for s in range(0, nsamp, batch_size):
         e = min(nsamp, s + batch_size)
         rows = order[s:e]
         B = e - s
+        _prefetch_rows(X, order[e:min(nsamp, e + batch_size)], indptr, indices)
         t = step[0]
         sc = step_scalars(opt_code, hyper, t)
         A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
@@ -423,7 +445,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 in_d1 = not in_d1
             if l == 0 and sparse:
                 fused_sparse_update(W, params[b_off:b_off + m], X, indptr, indices, rows, D,
-                                    state, w_off, b_off, grow, cnt, pos, tb, ta, B, l2, l1,
+                                    state, w_off, b_off, grow, G, touched, B, l2, l1,
                                     opt_code, hyper, t, sc)
             else:
                 fused_layer_update(W, params[b_off:b_off + m], A_in, D, state, w_off, b_off,
