@@ -219,15 +219,16 @@ def test_nonzero_index_matches_numpy():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("width", [5, 8, 16, 17, 33, 40])
+@pytest.mark.parametrize("width", [5, 8, 16, 17, 33, 40, 64, 100, 130])
 @pytest.mark.parametrize("opt", ["plain", "momentum", "nesterov", "l2", "l1"])
 @pytest.mark.parametrize("batch_size", [1, 3, 10])
 def test_rows_of_every_register_width(monkeypatch, dtype, width, opt, batch_size):
     """The small-batch loops keep rows of up to two SIMD registers (16 float32 or 8
-    float64 lanes each; ``kernels/simd.py``) in registers, wider rows in register-sized
-    pieces, and mask the lanes past a row's end. Widths on either side of each register
-    boundary, in the first layer (sparse and dense paths) and the layer above, give
-    bitwise the same weights on both paths and, in float64, the reference's."""
+    float64 lanes each; ``kernels/simd.py``) in registers, sort the first layer's terms
+    for rows of up to eight, take wider rows in register-sized pieces, and mask the lanes
+    past a row's end. Widths on either side of each of these boundaries, in the first
+    layer (sparse and dense paths) and the layer above, give bitwise the same weights on
+    both paths and, in float64, the reference's."""
     import fastnn.network as network
     X, y = make_problem("softmax", "log_likelihood", n=30, n_in=20, n_out=width, seed=2)
     X[:, 7] = 0.0                                     # an input no sample uses

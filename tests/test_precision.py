@@ -57,7 +57,8 @@ def _f32_cases():
         ("updates", "fused_sparse_update"): (
             W, b, A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32), np.array([1, 0]),
             Z[:, :4], state, 0, 12, b.copy(), np.zeros((3, 16), f), np.zeros(3, np.uint8),
-            2, 0.1, 0.01, 0, hyper, 1, sc),
+            np.zeros(5, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0.01, 0,
+            hyper, 1, sc),
         ("updates", "_vec_rows_sgd"): (W, W.copy(), np.zeros((3, 16), f),
                                        np.ones(3, np.uint8), s, s, s, s, s, True, False,
                                        False),

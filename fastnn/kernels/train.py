@@ -19,11 +19,11 @@ from numba import njit, prange
 
 from ._numeric import like
 from .activations import activate, keeps_z
+from .dense import (VEC_REGISTERS, backprop_delta, backprop_delta_loops, forward,
+                    forward_compact, forward_loops, forward_sparse, gradients,
+                    gradients_compact, output_delta)
 from .simd import lanes, prefetch
-from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
-                    forward_loops, forward_sparse, gradients, gradients_compact,
-                    output_delta)
-from .updates import (apply_update, fused_layer_update, fused_sparse_update,
+from .updates import (SORTED_REGISTERS, apply_update, fused_layer_update, fused_sparse_update,
                       max_norm_columns, regularize_gradient, step_scalars)
 
 
@@ -405,6 +405,10 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     vl = lanes(params)  # G's rows padded to whole registers (updates.fused_sparse_update)
     G = np.zeros((n0 if sparse else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
     touched = np.zeros(n0 if sparse else 0, np.uint8)
+    sort = sparse and VEC_REGISTERS * vl < layout[0, 3] <= SORTED_REGISTERS * vl
+    cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_sgd's lists
+    tb = np.empty(batch_size * n0 if sort else 0, np.int64)
+    ta = np.empty(batch_size * n0 if sort else 0, params.dtype)
     for s in range(0, nsamp, batch_size):
         e = min(nsamp, s + batch_size)
         rows = order[s:e]
@@ -445,8 +449,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 in_d1 = not in_d1
             if l == 0 and sparse:
                 fused_sparse_update(W, params[b_off:b_off + m], X, indptr, indices, rows, D,
-                                    state, w_off, b_off, grow, G, touched, B, l2, l1,
-                                    opt_code, hyper, t, sc)
+                                    state, w_off, b_off, grow, G, touched, cnt, tb, ta, B,
+                                    l2, l1, opt_code, hyper, t, sc)
             else:
                 fused_layer_update(W, params[b_off:b_off + m], A_in, D, state, w_off, b_off,
                                    grow, B, l2, l1, opt_code, hyper, t, sc)

@@ -418,9 +418,68 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
                opt_code, hyper, sc)
 
 
+#: ``fused_sparse_update`` sums the gradient rows of a first layer wider than two and at
+#: most this many SIMD registers (33-128 units in float32) in registers, after sorting the
+#: batch's terms by input, instead of into the buffer ``G``, which for such widths no
+#: longer fits the L1 cache. Measured on MNIST, 784 -> 100, float32, batch 32, momentum
+#: (the first layer's update on its own, 1,562 batches): 0.16 s through ``G`` (0.12 s of
+#: it summing the terms), 0.09 s sorted.
+SORTED_REGISTERS = 8
+
+
+@njit(cache=True)
+def _sorted_sgd(W, VW, X, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2, lr, mu, keep,
+                nesterov, first, sparse_ok):
+    """SGD on the first layer from the batch's non-zero inputs, for rows of up to
+    ``SORTED_REGISTERS`` registers: a counting sort lists, for each input ``i``, the
+    samples (in batch order) whose input ``i`` is non-zero, with their values; each row's
+    gradient is then summed over its list in registers and applied (``_sgd_lanes``),
+    in the same order as the other paths, so the same bits."""
+    n, m = W.shape
+    B = rows.size
+    L = lanes(VW[0])
+    cnt[:] = 0
+    for b in range(B):
+        r = rows[b]
+        for p in range(indptr[r], indptr[r + 1]):
+            cnt[indices[p] + 2] += 1
+    for i in range(n):
+        cnt[i + 2] += cnt[i + 1]
+    for b in range(B):  # cnt[i + 1]: the next free place of input i's list
+        r = rows[b]
+        x = X[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            i = indices[p]
+            q = cnt[i + 1]
+            tb[q] = b
+            ta[q] = x[i]
+            cnt[i + 1] = q + 1
+    for i in range(n):  # input i's list is cnt[i] .. cnt[i + 1]
+        q0 = cnt[i]
+        q1 = cnt[i + 1]
+        if q0 == q1 and sparse_ok:
+            continue  # zero gradient, plain SGD, no decay: w is unchanged exactly
+        g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = vsplat(ta, 0.0)
+        for q in range(q0, q1):
+            a = ta[q]
+            b = tb[q]
+            g0 = vmadd(g0, a, vloadrow(D, b, 0, m))
+            g1 = vmadd(g1, a, vloadrow(D, b, L, m))
+            g2 = vmadd(g2, a, vloadrow(D, b, 2 * L, m))
+            g3 = vmadd(g3, a, vloadrow(D, b, 3 * L, m))
+            g4 = vmadd(g4, a, vloadrow(D, b, 4 * L, m))
+            g5 = vmadd(g5, a, vloadrow(D, b, 5 * L, m))
+            g6 = vmadd(g6, a, vloadrow(D, b, 6 * L, m))
+            g7 = vmadd(g7, a, vloadrow(D, b, 7 * L, m))
+        for k, gs in enumerate((g0, g1, g2, g3, g4, g5, g6, g7)):
+            if k * L < m:
+                _vec_lanes_sgd(W, VW, i, k * L, gs, inv_b, l2, lr, mu, keep, nesterov,
+                               first)
+
+
 @njit(cache=True)
 def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_off, g, G,
-                        touched, batch, l2, l1, opt_code, hyper, step, sc):
+                        touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc):
     """``fused_layer_update`` for the first layer, reading the batch's inputs from the
     CSR index of ``X`` instead of a dense block.
 
@@ -459,6 +518,12 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
             bias[j] -= lr * d[j]
         return
     L = lanes(g)
+    if sgd and l1b == 0 and VEC_REGISTERS * L < m <= SORTED_REGISTERS * L:
+        _sorted_sgd(W, VW, X, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2c, lr, mu,
+                    like(W, 1.0) - damp, nesterov, first, sparse_ok)
+        _bias_step(bias, D, g[:m], vel, state, b_off, inv_b, lr, mu, damp, nesterov, first,
+                   sgd, opt_code, hyper, sc)
+        return
     for b in range(B):
         r = rows[b]
         x = X[r]
