@@ -406,7 +406,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     G = np.zeros((n0 if sparse else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
     touched = np.zeros(n0 if sparse else 0, np.uint8)
     sort = sparse and VEC_REGISTERS * vl < layout[0, 3] <= SORTED_REGISTERS * vl
-    cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_sgd's lists
+    cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_gradient's lists
     tb = np.empty(batch_size * n0 if sort else 0, np.int64)
     ta = np.empty(batch_size * n0 if sort else 0, params.dtype)
     for s in range(0, nsamp, batch_size):

@@ -420,24 +420,24 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
 
 #: ``fused_sparse_update`` sums the gradient rows of a first layer wider than two and at
 #: most this many SIMD registers (33-128 units in float32) in registers, after sorting the
-#: batch's terms by input, instead of into the buffer ``G``, which for such widths no
-#: longer fits the L1 cache. Measured on MNIST, 784 -> 100, float32, batch 32, momentum
-#: (the first layer's update on its own, 1,562 batches): 0.16 s through ``G`` (0.12 s of
-#: it summing the terms), 0.09 s sorted.
+#: batch's terms by input (``_sorted_gradient``), instead of adding each term into the
+#: buffer ``G``, which at such widths no longer fits the L1 cache. Measured on MNIST,
+#: 784 -> 100, float32, batch 32, momentum, the first layer's update on its own (1,562
+#: batches): 0.16 s adding into ``G`` (0.12 s of it the terms), 0.09 s sorted.
 SORTED_REGISTERS = 8
 
 
 @njit(cache=True)
-def _sorted_sgd(W, VW, X, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2, lr, mu, keep,
-                nesterov, first, sparse_ok):
-    """SGD on the first layer from the batch's non-zero inputs, for rows of up to
-    ``SORTED_REGISTERS`` registers: a counting sort lists, for each input ``i``, the
-    samples (in batch order) whose input ``i`` is non-zero, with their values; each row's
-    gradient is then summed over its list in registers and applied (``_sgd_lanes``),
-    in the same order as the other paths, so the same bits."""
-    n, m = W.shape
+def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
+    """The first layer's summed gradient into ``G`` (as ``fused_sparse_update`` sums it,
+    same order, same bits) for rows of up to ``SORTED_REGISTERS`` registers: a counting
+    sort lists, for each input ``i``, the samples (in batch order) whose input ``i`` is
+    non-zero, with their values; each row is summed over its list in registers and
+    stored once, and ``touched`` marks the rows with a term."""
+    n = G.shape[0]
+    m = D.shape[1]
     B = rows.size
-    L = lanes(VW[0])
+    L = lanes(ta)
     cnt[:] = 0
     for b in range(B):
         r = rows[b]
@@ -457,8 +457,8 @@ def _sorted_sgd(W, VW, X, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2, lr, 
     for i in range(n):  # input i's list is cnt[i] .. cnt[i + 1]
         q0 = cnt[i]
         q1 = cnt[i + 1]
-        if q0 == q1 and sparse_ok:
-            continue  # zero gradient, plain SGD, no decay: w is unchanged exactly
+        if q0 == q1:
+            continue
         g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = vsplat(ta, 0.0)
         for q in range(q0, q1):
             a = ta[q]
@@ -473,8 +473,8 @@ def _sorted_sgd(W, VW, X, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2, lr, 
             g7 = vmadd(g7, a, vloadrow(D, b, 7 * L, m))
         for k, gs in enumerate((g0, g1, g2, g3, g4, g5, g6, g7)):
             if k * L < m:
-                _vec_lanes_sgd(W, VW, i, k * L, gs, inv_b, l2, lr, mu, keep, nesterov,
-                               first)
+                vstorepad(G, i, k * L, gs)
+        touched[i] = 1
 
 
 @njit(cache=True)
@@ -487,8 +487,10 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
     for each sample ``b`` in batch order and each of its non-zero inputs ``i``,
     ``G[i] += x_bi D[b]``, so every row adds its terms in batch order, as the dense path
     does, and ``touched[i]`` (zeros on entry and on return) marks the rows that got a
-    term. With plain SGD and no L2 or L1 only those rows change; other rules update
-    every row (SGD with momentum or L2 in one pass over the whole block).
+    term; with non-empty ``cnt``, ``tb``, ``ta`` the rows are summed instead in
+    registers over the terms sorted by input (``_sorted_gradient``, for the widths
+    ``SORTED_REGISTERS`` names). With plain SGD and no L2 or L1 only the touched rows
+    change; other rules update every row.
 
     Measured (cycle counts of an instrumented MNIST epoch of 784-30-10 at batch 10,
     float32): the first layer's update took 0.150 s as a counting sort of the batch's
@@ -518,13 +520,9 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
             bias[j] -= lr * d[j]
         return
     L = lanes(g)
-    if sgd and l1b == 0 and VEC_REGISTERS * L < m <= SORTED_REGISTERS * L:
-        _sorted_sgd(W, VW, X, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2c, lr, mu,
-                    like(W, 1.0) - damp, nesterov, first, sparse_ok)
-        _bias_step(bias, D, g[:m], vel, state, b_off, inv_b, lr, mu, damp, nesterov, first,
-                   sgd, opt_code, hyper, sc)
-        return
-    for b in range(B):
+    if cnt.size > 0:  # a width SORTED_REGISTERS is for
+        _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta)
+    for b in range(B if cnt.size == 0 else 0):
         r = rows[b]
         x = X[r]
         d = D[b]
