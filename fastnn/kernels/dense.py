@@ -15,7 +15,7 @@ from numba import njit
 
 from ._numeric import like, log1pexp
 from .activations import IDENTITY, SIGMOID, TANH, SOFTMAX, mul_derivative
-from .simd import lanes, vload, vmadd, vstore
+from .simd import lanes, vload, vloadrow, vmadd, vstore
 
 QUADRATIC = 0
 CROSS_ENTROPY = 1
@@ -219,14 +219,17 @@ def gradients_compact(A_in, D, gW, gb, ci, Ac, Wc):
                 g[j] = zero
 
 
-#: Rows of at most this many SIMD registers (32 float32, 16 float64) keep their sums in
-#: registers (``simd.Vec``) in the small-batch loops; wider rows run the ``axpy``
-#: loops. Measured on MNIST rows (~150 non-zero pixels), the first layer's forward of
-#: batches of 10 in one process, alternated, time of registers / loops: 30 units 0.52,
-#: 64 (4 registers) 0.68, 100 (8 registers) 0.84-1.12, 512 1.33; and a whole epoch of
-#: 784-100-10 at batch 32 was slower with 8-register passes (a pass walks the row's
-#: terms once per group of registers, and their index arithmetic then dominates).
+#: The small-batch loops hold a row of at most ``VEC_REGISTERS`` SIMD registers (32
+#: float32, 16 float64 units) in registers whenever they touch it, and a first layer's
+#: row of at most ``ROW_REGISTERS`` (128 float32, 64 float64) while summing it over the
+#: sample's non-zero inputs (``forward_sparse``) or over the batch's terms
+#: (``updates._sorted_gradient``); wider rows run the ``axpy`` loops. Measured on MNIST
+#: rows (~150 non-zero pixels), the first layer's forward of batches of 10, alternated in
+#: one process, time of registers / loops: 30 units 0.52, 64 units 0.68, 512 units 1.33;
+#: a whole epoch of 784-100-10 at batch 32 took 0.92-0.93 as long with its 100-unit rows
+#: summed in 7 registers as with the loops.
 VEC_REGISTERS = 2
+ROW_REGISTERS = 8
 
 
 @njit(cache=True)
@@ -238,7 +241,7 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
     loops, giving bitwise the same ``Z``. On MNIST (~19% non-zero pixels) the branchy
     scan of 784 inputs cost more than the arithmetic it skipped.
 
-    Rows of up to ``VEC_REGISTERS`` SIMD registers keep each sum in registers for the
+    Rows of up to ``ROW_REGISTERS`` SIMD registers keep each sum in registers for the
     whole row (``z = bias``, then ``z += x_i W[i]`` for each non-zero ``i`` in order:
     the same operations, so the same bits); the loops would store ``z`` and load it
     back every four inputs, and a row narrower than LLVM's 32-float vector loop runs
@@ -253,7 +256,7 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
         x = X[r]
         p = indptr[r]
         end = indptr[r + 1]
-        if m <= VEC_REGISTERS * L:
+        if m <= ROW_REGISTERS * L:
             _sparse_row_vec(z, x, W, bias, indices, p, end)
             continue
         for j in range(m):
@@ -271,10 +274,38 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
 @njit(cache=True, inline="always")
 def _sparse_row_vec(z, x, W, bias, indices, p0, end):
     """``z = bias + sum_p x[i_p] W[i_p]`` over ``p0 <= p < end`` (``i_p = indices[p]``),
-    summed in one or two registers (``m <= 2 lanes``); see ``forward_sparse``."""
+    summed in one, two or eight registers (``m <= 8 lanes``); see ``forward_sparse``."""
     m = z.size
     L = lanes(z)
-    if m > L:
+    if m > 2 * L:
+        s0 = vload(bias, 0, m)
+        s1 = vload(bias, L, m)
+        s2 = vload(bias, 2 * L, m)
+        s3 = vload(bias, 3 * L, m)
+        s4 = vload(bias, 4 * L, m)
+        s5 = vload(bias, 5 * L, m)
+        s6 = vload(bias, 6 * L, m)
+        s7 = vload(bias, 7 * L, m)
+        for p in range(p0, end):
+            i = indices[p]
+            a = x[i]
+            s0 = vmadd(s0, a, vloadrow(W, i, 0, m))
+            s1 = vmadd(s1, a, vloadrow(W, i, L, m))
+            s2 = vmadd(s2, a, vloadrow(W, i, 2 * L, m))
+            s3 = vmadd(s3, a, vloadrow(W, i, 3 * L, m))
+            s4 = vmadd(s4, a, vloadrow(W, i, 4 * L, m))
+            s5 = vmadd(s5, a, vloadrow(W, i, 5 * L, m))
+            s6 = vmadd(s6, a, vloadrow(W, i, 6 * L, m))
+            s7 = vmadd(s7, a, vloadrow(W, i, 7 * L, m))
+        vstore(z, 0, m, s0)
+        vstore(z, L, m, s1)
+        vstore(z, 2 * L, m, s2)
+        vstore(z, 3 * L, m, s3)
+        vstore(z, 4 * L, m, s4)
+        vstore(z, 5 * L, m, s5)
+        vstore(z, 6 * L, m, s6)
+        vstore(z, 7 * L, m, s7)
+    elif m > L:
         s0 = vload(bias, 0, m)
         s1 = vload(bias, L, m)
         for p in range(p0, end):

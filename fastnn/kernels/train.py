@@ -19,11 +19,11 @@ from numba import njit, prange
 
 from ._numeric import like
 from .activations import activate, keeps_z
-from .dense import (VEC_REGISTERS, backprop_delta, backprop_delta_loops, forward,
-                    forward_compact, forward_loops, forward_sparse, gradients,
+from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta_loops,
+                    forward, forward_compact, forward_loops, forward_sparse, gradients,
                     gradients_compact, output_delta)
 from .simd import lanes, prefetch
-from .updates import (SORTED_REGISTERS, apply_update, fused_layer_update, fused_sparse_update,
+from .updates import (apply_update, fused_layer_update, fused_sparse_update,
                       max_norm_columns, regularize_gradient, step_scalars)
 
 
@@ -405,7 +405,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     vl = lanes(params)  # G's rows padded to whole registers (updates.fused_sparse_update)
     G = np.zeros((n0 if sparse else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
     touched = np.zeros(n0 if sparse else 0, np.uint8)
-    sort = sparse and VEC_REGISTERS * vl < layout[0, 3] <= SORTED_REGISTERS * vl
+    sort = sparse and VEC_REGISTERS * vl < layout[0, 3] <= ROW_REGISTERS * vl
     cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_gradient's lists
     tb = np.empty(batch_size * n0 if sort else 0, np.int64)
     ta = np.empty(batch_size * n0 if sort else 0, params.dtype)

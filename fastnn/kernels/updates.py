@@ -418,19 +418,18 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
                opt_code, hyper, sc)
 
 
-#: ``fused_sparse_update`` sums the gradient rows of a first layer wider than two and at
-#: most this many SIMD registers (33-128 units in float32) in registers, after sorting the
-#: batch's terms by input (``_sorted_gradient``), instead of adding each term into the
-#: buffer ``G``, which at such widths no longer fits the L1 cache. Measured on MNIST,
-#: 784 -> 100, float32, batch 32, momentum, the first layer's update on its own (1,562
-#: batches): 0.16 s adding into ``G`` (0.12 s of it the terms), 0.09 s sorted.
-SORTED_REGISTERS = 8
+# The first layer's gradient rows of more than VEC_REGISTERS and at most ROW_REGISTERS
+# registers (33-128 units in float32) are summed in registers after sorting the batch's
+# terms by input (_sorted_gradient), not by adding each term into G, which at such widths
+# no longer fits the L1 cache. Measured on MNIST, 784 -> 100, float32, batch 32,
+# momentum, the first layer's update on its own (1,562 batches): 0.16 s adding into G
+# (0.12 s of it the terms), 0.09 s sorted.
 
 
 @njit(cache=True)
 def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
     """The first layer's summed gradient into ``G`` (as ``fused_sparse_update`` sums it,
-    same order, same bits) for rows of up to ``SORTED_REGISTERS`` registers: a counting
+    same order, same bits) for rows of up to ``dense.ROW_REGISTERS`` registers: a counting
     sort lists, for each input ``i``, the samples (in batch order) whose input ``i`` is
     non-zero, with their values; each row is summed over its list in registers and
     stored once, and ``touched`` marks the rows with a term."""
@@ -489,7 +488,7 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
     does, and ``touched[i]`` (zeros on entry and on return) marks the rows that got a
     term; with non-empty ``cnt``, ``tb``, ``ta`` the rows are summed instead in
     registers over the terms sorted by input (``_sorted_gradient``, for the widths
-    ``SORTED_REGISTERS`` names). With plain SGD and no L2 or L1 only the touched rows
+    ``dense.ROW_REGISTERS`` names). With plain SGD and no L2 or L1 only the touched rows
     change; other rules update every row.
 
     Measured (cycle counts of an instrumented MNIST epoch of 784-30-10 at batch 10,
@@ -520,7 +519,7 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
             bias[j] -= lr * d[j]
         return
     L = lanes(g)
-    if cnt.size > 0:  # a width SORTED_REGISTERS is for
+    if cnt.size > 0:  # the widths _sorted_gradient is for (see above it)
         _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta)
     for b in range(B if cnt.size == 0 else 0):
         r = rows[b]
