@@ -386,6 +386,69 @@ def fused_update_case(rule, batch, width, dtype):
     return run
 
 
+#: Batch sizes of the small-batch path that reads the first layer's non-zero inputs
+#: through a CSR index (``dense.forward_sparse``, ``updates.fused_sparse_update``).
+SPARSE_BATCHES = [1, 10, 32]
+
+
+def _csr_case(batch, dtype):
+    """``batch`` raw MNIST-like rows, their CSR index and the rows of a batch."""
+    X = np.ascontiguousarray(mnist_like(batch)[0].astype(dtype))
+    indptr, indices = kernel("train", "nonzero_index")(X)
+    return X, indptr, indices, np.arange(batch, dtype=np.int64)
+
+
+def _lanes(dtype):
+    """Lanes of a 512-bit SIMD register (``kernels/simd.py``)."""
+    return 64 // np.dtype(dtype).itemsize
+
+
+@functools.lru_cache(maxsize=None)
+def sparse_forward_case(batch, width, dtype):
+    """``dense.forward_sparse``: the first layer (784 -> width) of ``batch`` raw
+    MNIST-like rows from their non-zero inputs, as small batches train on MNIST."""
+    X, indptr, indices, rows = _csr_case(batch, dtype)
+    run = bind(kernel("dense", "forward_sparse"),
+               X=X, indptr=indptr, indices=indices, rows=rows,
+               W=gaussian((N_FEATURES, width), dtype, 0.05, salt=1),
+               bias=gaussian((width,), dtype, 0.05, salt=2),
+               Z=np.empty((batch, width), dtype))
+    run()
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def sparse_update_case(rule, batch, width, dtype):
+    """``updates.fused_sparse_update``: gradient and step of ``rule`` for the first layer
+    (784 -> width) from ``batch`` raw MNIST-like rows read through their CSR index, with
+    the workspaces ``train.train_epoch_fused`` gives it."""
+    X, indptr, indices, rows = _csr_case(batch, dtype)
+    fn = kernel("updates", "fused_sparse_update")
+    params = inspect.signature(fn.py_func).parameters
+    L = _lanes(dtype)
+    # the terms' lists: for 2-8 registers since 8e0fe89, for every width before
+    lists = "pos" in params or 2 * L < width <= 8 * L
+    W = gaussian((N_FEATURES, width), dtype, 0.05, salt=9)
+    code, hyper, state = _rule(rule, W.size + width, dtype)
+    run = bind(fn,
+               W=W, bias=gaussian((width,), dtype, 0.05, salt=10),
+               X=X, indptr=indptr, indices=indices, rows=rows,
+               D=gaussian((batch, width), dtype, 0.1, salt=8),
+               state=state, w_off=0, b_off=W.size,
+               g=np.empty(width, dtype),
+               # the gradient rows, padded to whole registers, and their marks (a3625b9)
+               G=np.zeros((N_FEATURES, -(-width // L) * L), dtype),
+               touched=np.zeros(N_FEATURES, np.uint8),
+               cnt=np.zeros(N_FEATURES + 2 if lists else 0, np.int64),
+               pos=np.zeros(N_FEATURES, np.int64),
+               tb=np.zeros(batch * N_FEATURES if lists else 0, np.int64),
+               ta=np.zeros(batch * N_FEATURES if lists else 0, dtype),
+               batch=batch, l2=0.0, l1=0.0, opt_code=code, hyper=hyper, step=_STEP,
+               sc=Lazy(lambda: kernel("updates", "step_scalars")(code, hyper, _STEP)))
+    run()
+    return run
+
+
 def _start_numba():
     """Initialise Numba's compiler (~0.5 s) once, at import: asv's forkserver imports the
     suite once and forks one process per case, which then inherit it."""

@@ -3,7 +3,9 @@
 Every case is built, and its kernel compiled or loaded from Numba's cache, in ``setup``
 (``common.*_case``, memoised per process); ``time_*`` makes only the measured call.
 Grid: batch size {1, 32, 256} x width {30, 100, 512} x dtype {float32, float64}; each
-case takes the path (loops or BLAS) that ``Network`` takes for that batch size.
+case takes the path (loops or BLAS) that ``Network`` takes for that batch size. The
+``Sparse*`` cases time the small-batch kernels that read the first layer's non-zero
+inputs through a CSR index, as MNIST trains (batch size {1, 10, 32}).
 """
 from . import common
 
@@ -66,4 +68,30 @@ class ApplyUpdate(_KernelCase):
         self.run = common.apply_update_case(rule, width, dtype)
 
     def time_apply_update(self, rule, width, dtype):
+        self.run()
+
+
+class SparseForward(_KernelCase):
+    """``dense.forward_sparse``: the first layer, 784 -> width, of MNIST-like rows from
+    their non-zero inputs."""
+    params = [common.SPARSE_BATCHES, common.WIDTHS, common.DTYPES]
+    param_names = ["batch", "width", "dtype"]
+
+    def setup(self, batch, width, dtype):
+        self.run = common.sparse_forward_case(batch, width, dtype)
+
+    def time_sparse_forward(self, batch, width, dtype):
+        self.run()
+
+
+class SparseFusedUpdate(_KernelCase):
+    """``updates.fused_sparse_update``: gradient and update of the first layer from the
+    non-zero inputs, plain SGD and SGD with momentum."""
+    params = [["sgd", "momentum"], common.SPARSE_BATCHES, common.WIDTHS, common.DTYPES]
+    param_names = ["rule", "batch", "width", "dtype"]
+
+    def setup(self, rule, batch, width, dtype):
+        self.run = common.sparse_update_case(rule, batch, width, dtype)
+
+    def time_sparse_fused_update(self, rule, batch, width, dtype):
         self.run()
