@@ -286,8 +286,8 @@ def _sparse_row_vec(z, x, W, bias, indices, p0, end):
         s5 = vload(bias, 5 * L, m)
         s6 = vload(bias, 6 * L, m)
         s7 = vload(bias, 7 * L, m)
-        for p in range(p0, end):
-            i = indices[p]
+        for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
+            i = np.uint64(indices[p])
             a = x[i]
             s0 = vmadd(s0, a, vloadrow(W, i, 0, m))
             s1 = vmadd(s1, a, vloadrow(W, i, L, m))
@@ -308,8 +308,8 @@ def _sparse_row_vec(z, x, W, bias, indices, p0, end):
     elif m > L:
         s0 = vload(bias, 0, m)
         s1 = vload(bias, L, m)
-        for p in range(p0, end):
-            i = indices[p]
+        for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
+            i = np.uint64(indices[p])
             a = x[i]
             w = W[i]
             s0 = vmadd(s0, a, vload(w, 0, m))
@@ -318,8 +318,8 @@ def _sparse_row_vec(z, x, W, bias, indices, p0, end):
         vstore(z, L, m, s1)
     else:
         s0 = vload(bias, 0, m)
-        for p in range(p0, end):
-            i = indices[p]
+        for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
+            i = np.uint64(indices[p])
             s0 = vmadd(s0, x[i], vload(W[i], 0, m))
         vstore(z, 0, m, s0)
 

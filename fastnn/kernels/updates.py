@@ -438,18 +438,18 @@ def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
     B = rows.size
     L = lanes(ta)
     cnt[:] = 0
-    for b in range(B):
+    for b in range(B):  # unsigned indices below: no wraparound code
         r = rows[b]
-        for p in range(indptr[r], indptr[r + 1]):
-            cnt[indices[p] + 2] += 1
+        for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+            cnt[np.uint64(indices[p]) + 2] += 1
     for i in range(n):
         cnt[i + 2] += cnt[i + 1]
     for b in range(B):  # cnt[i + 1]: the next free place of input i's list
         r = rows[b]
         x = X[r]
-        for p in range(indptr[r], indptr[r + 1]):
-            i = indices[p]
-            q = cnt[i + 1]
+        for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+            i = np.uint64(indices[p])
+            q = np.uint64(cnt[i + 1])
             tb[q] = b
             ta[q] = x[i]
             cnt[i + 1] = q + 1
@@ -459,7 +459,7 @@ def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
         if q0 == q1:
             continue
         g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = vsplat(ta, 0.0)
-        for q in range(q0, q1):
+        for q in range(np.uint64(q0), np.uint64(q1)):
             a = ta[q]
             b = tb[q]
             g0 = vmadd(g0, a, vloadrow(D, b, 0, m))
@@ -531,8 +531,8 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
         if m <= VEC_REGISTERS * L:  # the sample's delta held in registers
             d0 = vload(d, 0, m)
             d1 = vload(d, L, m)
-            for p in range(indptr[r], indptr[r + 1]):
-                i = indices[p]
+            for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+                i = np.uint64(indices[p])  # unsigned: no wraparound code
                 a = x[i]
                 vstorepad(G, i, 0, vmadd(vloadpad(G, i, 0), a, d0))
                 if m > L:
