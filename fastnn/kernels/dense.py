@@ -15,7 +15,7 @@ from numba import njit
 
 from ._numeric import like, log1pexp
 from .activations import IDENTITY, SIGMOID, TANH, SOFTMAX, mul_derivative
-from .simd import lanes, vload, vloadrow, vmadd, vstore
+from .simd import lanes, vload, vmadd, vmaddrow, vstore
 
 QUADRATIC = 0
 CROSS_ENTROPY = 1
@@ -278,33 +278,14 @@ def _sparse_row_vec(z, x, W, bias, indices, p0, end):
     m = z.size
     L = lanes(z)
     if m > 2 * L:
-        s0 = vload(bias, 0, m)
-        s1 = vload(bias, L, m)
-        s2 = vload(bias, 2 * L, m)
-        s3 = vload(bias, 3 * L, m)
-        s4 = vload(bias, 4 * L, m)
-        s5 = vload(bias, 5 * L, m)
-        s6 = vload(bias, 6 * L, m)
-        s7 = vload(bias, 7 * L, m)
+        acc = (vload(bias, 0, m), vload(bias, L, m), vload(bias, 2 * L, m),
+               vload(bias, 3 * L, m), vload(bias, 4 * L, m), vload(bias, 5 * L, m),
+               vload(bias, 6 * L, m), vload(bias, 7 * L, m))
         for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
             i = np.uint64(indices[p])
-            a = x[i]
-            s0 = vmadd(s0, a, vloadrow(W, i, 0, m))
-            s1 = vmadd(s1, a, vloadrow(W, i, L, m))
-            s2 = vmadd(s2, a, vloadrow(W, i, 2 * L, m))
-            s3 = vmadd(s3, a, vloadrow(W, i, 3 * L, m))
-            s4 = vmadd(s4, a, vloadrow(W, i, 4 * L, m))
-            s5 = vmadd(s5, a, vloadrow(W, i, 5 * L, m))
-            s6 = vmadd(s6, a, vloadrow(W, i, 6 * L, m))
-            s7 = vmadd(s7, a, vloadrow(W, i, 7 * L, m))
-        vstore(z, 0, m, s0)
-        vstore(z, L, m, s1)
-        vstore(z, 2 * L, m, s2)
-        vstore(z, 3 * L, m, s3)
-        vstore(z, 4 * L, m, s4)
-        vstore(z, 5 * L, m, s5)
-        vstore(z, 6 * L, m, s6)
-        vstore(z, 7 * L, m, s7)
+            acc = vmaddrow(acc, x[i], W, i, m)
+        for k in range(8):
+            vstore(z, k * L, m, acc[k])
     elif m > L:
         s0 = vload(bias, 0, m)
         s1 = vload(bias, L, m)

@@ -100,42 +100,49 @@ def _intp(context, builder, val, ty):
     return context.cast(builder, val, ty, types.intp)
 
 
+def _masked_access(store, lanes, dtype, row):
+    """Codegen of a masked load (``store`` False) or store of ``lanes`` elements of
+    ``dtype`` at ``arr[j]``, or ``arr[i, j]`` with ``row``, from the intrinsic's
+    arguments ``(arr, [i,] j, m[, v])``."""
+    k = 2 if row else 1
+    align = ir.Constant(_I32, dtype.bitwidth // 8)
+
+    def codegen(context, builder, sig, args):
+        ptr, mask = _segment(context, builder, sig.args[0], args[0],
+                             _intp(context, builder, args[k], sig.args[k]),
+                             _intp(context, builder, args[k + 1], sig.args[k + 1]), lanes,
+                             _intp(context, builder, args[1], sig.args[1]) if row else None)
+        if store:
+            fn = _masked_fn(builder, True, args[k + 2].type, ptr.type)
+            builder.call(fn, [args[k + 2], ptr, align, mask])
+            return context.get_dummy_value()
+        vt = ir.VectorType(context.get_data_type(dtype), lanes)
+        fn = _masked_fn(builder, False, vt, ptr.type)
+        return builder.call(fn, [ptr, align, mask, ir.Constant(vt, None)])
+
+    return codegen
+
+
+def _ints(*tys):
+    return all(isinstance(t, types.Integer) for t in tys)
+
+
 @intrinsic
 def vload(typingctx, arr, j, m):
     """``arr[j : j+lanes]`` as a ``Vec``; lanes at or beyond ``m`` are 0 (not read)."""
-    if not (_float_array(arr) and isinstance(j, types.Integer)
-            and isinstance(m, types.Integer)):
+    if not (_float_array(arr) and _ints(j, m)):
         return None
     vty = Vec(arr.dtype)
-
-    def codegen(context, builder, sig, args):
-        vt = context.get_value_type(vty)
-        ptr, mask = _segment(context, builder, sig.args[0], args[0],
-                             _intp(context, builder, args[1], sig.args[1]),
-                             _intp(context, builder, args[2], sig.args[2]), vty.lanes)
-        fn = _masked_fn(builder, False, vt, ptr.type)
-        align = ir.Constant(_I32, vty.dtype.bitwidth // 8)
-        return builder.call(fn, [ptr, align, mask, ir.Constant(vt, None)])
-
-    return vty(arr, j, m), codegen
+    return vty(arr, j, m), _masked_access(False, vty.lanes, arr.dtype, False)
 
 
 @intrinsic
 def vstore(typingctx, arr, j, m, v):
     """``arr[j : min(j+lanes, m)] = v`` (the lanes below ``m``)."""
-    if not (_float_array(arr) and isinstance(v, Vec) and v.dtype == arr.dtype):
+    if not (_float_array(arr) and _ints(j, m) and isinstance(v, Vec)
+            and v.dtype == arr.dtype):
         return None
-
-    def codegen(context, builder, sig, args):
-        ptr, mask = _segment(context, builder, sig.args[0], args[0],
-                             _intp(context, builder, args[1], sig.args[1]),
-                             _intp(context, builder, args[2], sig.args[2]), v.lanes)
-        fn = _masked_fn(builder, True, args[3].type, ptr.type)
-        align = ir.Constant(_I32, v.dtype.bitwidth // 8)
-        builder.call(fn, [args[3], ptr, align, mask])
-        return context.get_dummy_value()
-
-    return types.void(arr, j, m, v), codegen
+    return types.void(arr, j, m, v), _masked_access(True, v.lanes, arr.dtype, False)
 
 
 @intrinsic
@@ -143,41 +150,19 @@ def vloadrow(typingctx, arr, i, j, m):
     """``vload(arr[i], j, m)`` for a C-contiguous 2-D ``arr``, without making the row
     view: a view made in a loop is reference-counted (two atomic calls) unless Numba
     can prove it needless, which in the fused updates' row loops it could not."""
-    if not (_float_array(arr, 2) and isinstance(i, types.Integer)
-            and isinstance(j, types.Integer) and isinstance(m, types.Integer)):
+    if not (_float_array(arr, 2) and _ints(i, j, m)):
         return None
     vty = Vec(arr.dtype)
-
-    def codegen(context, builder, sig, args):
-        vt = context.get_value_type(vty)
-        ptr, mask = _segment(context, builder, sig.args[0], args[0],
-                             _intp(context, builder, args[2], sig.args[2]),
-                             _intp(context, builder, args[3], sig.args[3]), vty.lanes,
-                             _intp(context, builder, args[1], sig.args[1]))
-        fn = _masked_fn(builder, False, vt, ptr.type)
-        align = ir.Constant(_I32, vty.dtype.bitwidth // 8)
-        return builder.call(fn, [ptr, align, mask, ir.Constant(vt, None)])
-
-    return vty(arr, i, j, m), codegen
+    return vty(arr, i, j, m), _masked_access(False, vty.lanes, arr.dtype, True)
 
 
 @intrinsic
 def vstorerow(typingctx, arr, i, j, m, v):
     """``vstore(arr[i], j, m, v)`` for a C-contiguous 2-D ``arr`` (see ``vloadrow``)."""
-    if not (_float_array(arr, 2) and isinstance(v, Vec) and v.dtype == arr.dtype):
+    if not (_float_array(arr, 2) and _ints(i, j, m) and isinstance(v, Vec)
+            and v.dtype == arr.dtype):
         return None
-
-    def codegen(context, builder, sig, args):
-        ptr, mask = _segment(context, builder, sig.args[0], args[0],
-                             _intp(context, builder, args[2], sig.args[2]),
-                             _intp(context, builder, args[3], sig.args[3]), v.lanes,
-                             _intp(context, builder, args[1], sig.args[1]))
-        fn = _masked_fn(builder, True, args[4].type, ptr.type)
-        align = ir.Constant(_I32, v.dtype.bitwidth // 8)
-        builder.call(fn, [args[4], ptr, align, mask])
-        return context.get_dummy_value()
-
-    return types.void(arr, i, j, m, v), codegen
+    return types.void(arr, i, j, m, v), _masked_access(True, v.lanes, arr.dtype, True)
 
 
 def _row_ptr(context, builder, sig, args, vt):
@@ -280,6 +265,35 @@ vsub.__doc__ = "``a - b`` lane by lane (a ``Vec`` and a ``Vec`` or scalar)."
 vmul.__doc__ = "``a * b`` lane by lane (a ``Vec`` and a ``Vec`` or scalar)."
 
 
+@intrinsic
+def vmaddrow(typingctx, acc, a, arr, i, m):
+    """``acc[k] + a * arr[i, k*lanes : (k+1)*lanes]`` for each register ``k`` of the tuple
+    ``acc`` (masked at ``m``), as a new tuple: one term of a row sum held in several
+    registers, loaded straight from row ``i`` of the C-contiguous 2-D ``arr`` (no view:
+    see ``vloadrow``), with each multiply and add rounded as in the scalar code."""
+    if not (isinstance(acc, types.UniTuple) and isinstance(acc.dtype, Vec)
+            and _float_array(arr, 2) and arr.dtype == acc.dtype.dtype
+            and a == arr.dtype and _ints(i, m)):
+        return None
+    vty = acc.dtype
+    load = _masked_access(False, vty.lanes, arr.dtype, True)
+
+    def codegen(context, builder, sig, args):
+        vt = context.get_value_type(vty)
+        av = _splat(builder, args[1], vt)
+        row = _intp(context, builder, args[3], sig.args[3])
+        mm = _intp(context, builder, args[4], sig.args[4])
+        lsig = vty(sig.args[2], types.intp, types.intp, types.intp)
+        out = []
+        for k, v in enumerate(cgutils.unpack_tuple(builder, args[0], acc.count)):
+            j = ir.Constant(row.type, k * vty.lanes)
+            w = load(context, builder, lsig, [args[2], row, j, mm])
+            out.append(builder.fadd(v, builder.fmul(w, av)))
+        return context.make_tuple(builder, acc, out)
+
+    return acc(acc, a, arr, i, m), codegen
+
+
 @njit(cache=True, inline="always")
 def vmadd(acc, a, w):
     """``acc + a * w``, rounded twice as in the scalar code (not a fused multiply-add)."""
@@ -309,5 +323,5 @@ def prefetch(typingctx, arr, i):
     return types.void(arr, i), codegen
 
 
-__all__ = ["Vec", "lanes", "prefetch", "vadd", "vload", "vloadpad", "vloadrow", "vmadd", "vmul",
-           "vsplat", "vstore", "vstorepad", "vstorerow", "vsub"]
+__all__ = ["Vec", "lanes", "prefetch", "vadd", "vload", "vloadpad", "vloadrow", "vmadd",
+           "vmaddrow", "vmul", "vsplat", "vstore", "vstorepad", "vstorerow", "vsub"]

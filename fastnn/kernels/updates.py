@@ -17,8 +17,8 @@ from numba import njit
 
 from ._numeric import like
 from .dense import VEC_REGISTERS, axpy_all, sum_rows
-from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmul, vsplat, vstorepad,
-                   vstorerow, vsub)
+from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmaddrow, vmul, vsplat,
+                   vstorepad, vstorerow, vsub)
 
 SGD = 0
 ADAM = 1       # AdamW is ADAM with the decoupled flag
@@ -458,21 +458,13 @@ def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
         q1 = cnt[i + 1]
         if q0 == q1:
             continue
-        g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = vsplat(ta, 0.0)
+        z = vsplat(ta, 0.0)
+        acc = (z, z, z, z, z, z, z, z)
         for q in range(np.uint64(q0), np.uint64(q1)):
-            a = ta[q]
-            b = tb[q]
-            g0 = vmadd(g0, a, vloadrow(D, b, 0, m))
-            g1 = vmadd(g1, a, vloadrow(D, b, L, m))
-            g2 = vmadd(g2, a, vloadrow(D, b, 2 * L, m))
-            g3 = vmadd(g3, a, vloadrow(D, b, 3 * L, m))
-            g4 = vmadd(g4, a, vloadrow(D, b, 4 * L, m))
-            g5 = vmadd(g5, a, vloadrow(D, b, 5 * L, m))
-            g6 = vmadd(g6, a, vloadrow(D, b, 6 * L, m))
-            g7 = vmadd(g7, a, vloadrow(D, b, 7 * L, m))
-        for k, gs in enumerate((g0, g1, g2, g3, g4, g5, g6, g7)):
+            acc = vmaddrow(acc, ta[q], D, tb[q], m)
+        for k in range(8):
             if k * L < m:
-                vstorepad(G, i, k * L, gs)
+                vstorepad(G, i, k * L, acc[k])
         touched[i] = 1
 
 
