@@ -74,10 +74,11 @@ def _sgd_lanes(w, v, gsum, inv_b, l2, lr, mu, keep, nesterov, first):
     velocity ``v`` (unused without momentum or on the first step) and the summed
     gradient ``gsum``. The same operations in the same order, so the same bits.
 
-    It takes and returns values, not arrays: an array argument of an inlined function
-    is reference-counted at every call, and per register of a row that cost more
-    than the arithmetic (measured: the fused update of 784 -> 100 rows took twice as
-    long as with the scalar loops)."""
+    It takes and returns values; the callers load and store with row-indexed
+    intrinsics (``simd.vloadrow``). A first version took row views (``W[i]``) inside the
+    row loop: Numba reference-counted them at every register (``NRT_incref`` and
+    ``NRT_decref`` calls in the loop's assembly), and the fused update of 784 -> 100
+    rows took twice as long as with the scalar loops."""
     g = vadd(vmul(gsum, inv_b), vmul(w, l2))
     if mu == 0:
         return vsub(w, vmul(g, lr)), v
@@ -93,13 +94,8 @@ def _sgd_lanes(w, v, gsum, inv_b, l2, lr, mu, keep, nesterov, first):
 @njit(cache=True)
 def _vec_row_sgd(W, VW, i, g0, g1, inv_b, l2, lr, mu, keep, nesterov, first):
     """SGD on row ``i`` of ``W`` (velocity ``VW[i]``), of at most two registers, from
-    its summed gradient in the registers ``g0``, ``g1`` (``_sgd_lanes`` on each).
-
-    A called function, not an inlined one, and row-indexed loads rather than row views:
-    both an inlined function's array arguments and a view made in a loop are
-    reference-counted (atomic calls) per row unless Numba proves it needless, which it
-    could not here; measured on the first layer's update of 784-30-10 at batch 10,
-    those calls took more time than the arithmetic."""
+    its summed gradient in the registers ``g0``, ``g1`` (``_sgd_lanes`` on each), with
+    row-indexed loads and stores: no row view to reference-count (see ``_sgd_lanes``)."""
     m = W.shape[1]
     L = lanes(VW[0])
     for j, gs in ((0, g0), (L, g1)):
@@ -469,6 +465,38 @@ def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
 
 
 @njit(cache=True)
+def _summed_gradient(X, indptr, indices, rows, D, G, touched):
+    """The first layer's summed gradient into ``G`` (rows padded to whole registers):
+    ``G[i] += x_bi D[b]`` for each sample ``b`` in batch order and each of its non-zero
+    inputs ``i``; ``touched`` marks the rows with a term. Row-indexed loads and stores,
+    not ``G[i]`` views (see ``_sgd_lanes``); the padding lanes add ``x * 0`` (``D``'s lanes
+    past ``m`` load as 0), so they stay 0."""
+    m = D.shape[1]
+    L = lanes(D[0])
+    for b in range(rows.size):
+        r = rows[b]
+        x = X[r]
+        d = D[b]
+        if m <= VEC_REGISTERS * L:  # the sample's delta held in registers
+            d0 = vload(d, 0, m)
+            d1 = vload(d, L, m)
+            for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+                i = np.uint64(indices[p])  # unsigned: no wraparound code
+                a = x[i]
+                vstorepad(G, i, 0, vmadd(vloadpad(G, i, 0), a, d0))
+                if m > L:
+                    vstorepad(G, i, L, vmadd(vloadpad(G, i, L), a, d1))
+                touched[i] = 1
+        else:
+            for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+                i = np.uint64(indices[p])
+                a = x[i]
+                for j in range(0, m, L):
+                    vstorepad(G, i, j, vmadd(vloadpad(G, i, j), a, vload(d, j, m)))
+                touched[i] = 1
+
+
+@njit(cache=True)
 def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_off, g, G,
                         touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc):
     """``fused_layer_update`` for the first layer, reading the batch's inputs from the
@@ -510,33 +538,10 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
         for j in range(m):
             bias[j] -= lr * d[j]
         return
-    L = lanes(g)
     if cnt.size > 0:  # the widths _sorted_gradient is for (see above it)
         _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta)
-    for b in range(B if cnt.size == 0 else 0):
-        r = rows[b]
-        x = X[r]
-        d = D[b]
-        # Row-indexed loads and stores into G, not G[i] views (see _vec_row_sgd); G's
-        # rows are padded to whole registers (see simd.vloadpad), and its lanes past m
-        # add x * 0 (D's lanes past m load as 0), so they stay 0.
-        if m <= VEC_REGISTERS * L:  # the sample's delta held in registers
-            d0 = vload(d, 0, m)
-            d1 = vload(d, L, m)
-            for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
-                i = np.uint64(indices[p])  # unsigned: no wraparound code
-                a = x[i]
-                vstorepad(G, i, 0, vmadd(vloadpad(G, i, 0), a, d0))
-                if m > L:
-                    vstorepad(G, i, L, vmadd(vloadpad(G, i, L), a, d1))
-                touched[i] = 1
-        else:
-            for p in range(indptr[r], indptr[r + 1]):
-                i = indices[p]
-                a = x[i]
-                for j in range(0, m, L):
-                    vstorepad(G, i, j, vmadd(vloadpad(G, i, j), a, vload(d, j, m)))
-                touched[i] = 1
+    else:
+        _summed_gradient(X, indptr, indices, rows, D, G, touched)
     if sgd and l1b == 0:
         _vec_rows_sgd(W, VW, G, touched, inv_b, l2c, lr, mu, like(W, 1.0) - damp, nesterov,
                       first, sparse_ok)
