@@ -419,7 +419,8 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
 # terms by input (_sorted_gradient), not by adding each term into G, which at such widths
 # no longer fits the L1 cache. Measured on MNIST, 784 -> 100, float32, batch 32,
 # momentum, the first layer's update on its own (1,562 batches): 0.16 s adding into G
-# (0.12 s of it the terms), 0.09 s sorted.
+# (0.12 s of it the terms), 0.09 s sorted. Narrower rows add into G: a whole epoch of
+# 784-30-10 at batch 10 took 1.34-1.38 times as long with them sorted.
 
 
 @njit(cache=True)
