@@ -225,7 +225,8 @@ def gradients_compact(A_in, D, gW, gb, ci, Ac, Wc):
 #: sample's non-zero inputs (``forward_sparse``) or over the batch's terms
 #: (``updates._sorted_gradient``); wider rows run the ``axpy`` loops. Measured on MNIST
 #: rows (~150 non-zero pixels), the first layer's forward of batches of 10, alternated in
-#: one process, time of registers / loops: 30 units 0.52, 64 units 0.68, 512 units 1.33;
+#: one process, time of registers / loops (a /tmp benchmark of the register code of that
+#: time, passes of 1-4 or 8 registers): 30 units 0.52, 64 units 0.68, 512 units 1.33;
 #: a whole epoch of 784-100-10 at batch 32 took 0.92-0.93 as long with its 100-unit rows
 #: summed in 7 registers as with the loops.
 VEC_REGISTERS = 2

@@ -20,7 +20,7 @@ masked to the lanes below ``m``; masked-off lanes read as zero and touch no memo
 Measured on this machine (AMD EPYC, Zen 4; MNIST rows of ~150 non-zero pixels, 784 ->
 30, float32): the first layer's forward of a shuffled epoch in batches of 10 took 0.081
 s with the scalar ``axpy4`` loops and 0.050 s with each row's sum held in registers
-(``dense.forward_sparse``); on 1,000 rows in file order, 6.5 and 13.0 GMAC/s.
+(``dense.forward_sparse``); on 1,000 shuffled rows, 6.5 and 13.0 GMAC/s.
 
 On a machine without 512-bit registers LLVM splits a ``Vec`` into two or four halves;
 the results are the same.
