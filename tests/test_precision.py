@@ -5,6 +5,7 @@ import pytest
 import fastnn as fnn
 
 from conftest import HIDDEN, PAIRS, make_problem, rel_err
+from fastnn.kernels.updates import adaptive_step
 
 
 @pytest.mark.parametrize("output,cost", PAIRS)
@@ -41,6 +42,7 @@ def _f32_cases():
     adam = fnn.Adam(0.1, weight_decay=0.1, amsgrad=True).hyper()
     state = np.zeros((3, 16), f)
     sc = (0.1, 0.5, 0.99)              # updates.step_scalars: float64, cast in the loops
+    sgd_step = adaptive_step(0, f, state, hyper)   # the fused updates' pointer argument
     return {
         ("dense", "forward"): (A, W, b, Z, False, True),
         ("dense", "forward_loops"): (A, W, b, Z, True),
@@ -53,12 +55,12 @@ def _f32_cases():
         ("dense", "forward_sparse"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
                                       np.array([1, 0]), W, b, Z),
         ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], state, 0, 12, b.copy(), 2, 0.1,
-                                            0.01, 0, hyper, 1, sc),
+                                            0.01, 0, hyper, 1, sc, sgd_step),
         ("updates", "fused_sparse_update"): (
             W, b, A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32), np.array([1, 0]),
             Z[:, :4], state, 0, 12, b.copy(), np.zeros((3, 16), f), np.zeros(3, np.uint8),
             np.zeros(5, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0.01, 0,
-            hyper, 1, sc),
+            hyper, 1, sc, sgd_step),
         ("updates", "_summed_gradient"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
                                           np.array([1, 0]), Z[:, :4], np.zeros((3, 16), f),
                                           np.zeros(3, np.uint8)),

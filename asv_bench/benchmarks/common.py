@@ -381,7 +381,8 @@ def fused_update_case(rule, batch, width, dtype):
                # ... or the layer's velocity rows and a first-step flag (before)
                VW=state[0, :W.size].reshape(W.shape), vb=state[0, W.size:],
                first=_STEP == 0,
-               skip_zeros=True)   # raw inputs (kernels before f5ee03b take this flag)
+               skip_zeros=True,   # raw inputs (kernels before f5ee03b take this flag)
+               adaptive=_adaptive(code, dtype, state, hyper))
     run()
     return run
 
@@ -444,9 +445,16 @@ def sparse_update_case(rule, batch, width, dtype):
                tb=np.zeros(batch * N_FEATURES if lists else 0, np.int64),
                ta=np.zeros(batch * N_FEATURES if lists else 0, dtype),
                batch=batch, l2=0.0, l1=0.0, opt_code=code, hyper=hyper, step=_STEP,
-               sc=Lazy(lambda: kernel("updates", "step_scalars")(code, hyper, _STEP)))
+               sc=Lazy(lambda: kernel("updates", "step_scalars")(code, hyper, _STEP)),
+               adaptive=_adaptive(code, dtype, state, hyper))
     run()
     return run
+
+
+def _adaptive(code, dtype, state, hyper):
+    """The fused updates' adaptive-rule step, a function pointer (since the commit that
+    added ``updates.adaptive_step``)."""
+    return Lazy(lambda: kernel("updates", "adaptive_step")(code, dtype, state, hyper))
 
 
 def _start_numba():

@@ -14,24 +14,31 @@ with an empty cache on this project's 2 busy cores (784-100-10, float32): callin
 ``train_epoch_fused`` directly inside the ``prange`` inlined it and cost 41-48 s of
 compile time on top of the sequential fit's; through the pointer the loop compiles in
 3 s. The loop is compiled (or loaded from Numba's cache) per argument types on first
-use, so a fit that never takes the parallel path never compiles it.
+use, so a fit that never takes the parallel path never compiles it. The kernels the
+epoch itself calls through pointers (``train.fused_kernels``) are passed along.
 """
 import numba
 from numba import njit, prange, types
 
-from .train import train_epoch_fused
+from .pointers import first_class_functions
+from .train import fused_kernels, train_epoch_fused
 
 
-def _train_members(epoch, params, layout, codes, slope, cost_code, X, Y, labels,
-                   use_labels, orders, batch_size, chunk, l2, l1, max_norm, opt_code, hyper,
-                   states, steps, indptr, indices, active, loss, correct, done):
-    """The parallel loop; ``epoch`` is ``train_epoch_fused`` as a function pointer."""
+def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, upd_sparse,
+                   upd_layer, max_norm_cols, adaptive, params, layout, codes, slope,
+                   cost_code, X, Y, labels, use_labels, orders, batch_size, chunk, l2, l1,
+                   max_norm, opt_code, hyper, states, steps, indptr, indices, active, loss,
+                   correct, done):
+    """The parallel loop; ``epoch`` is ``train_epoch_fused`` as a function pointer,
+    followed by the pointers it takes (``train.fused_kernels``)."""
     K = params.shape[0]
     for k in prange(K):
         if active[k]:
             lo, co, dn = epoch(params[k], layout, codes, slope, cost_code, X, Y, labels,
                                use_labels, orders[k], batch_size, chunk, l2, l1, max_norm,
-                               opt_code, hyper[k], states[k], steps[k], indptr, indices)
+                               opt_code, hyper[k], states[k], steps[k], indptr, indices,
+                               gather, fwd_sparse, fwd_loops, act, out_delta, bprop,
+                               upd_sparse, upd_layer, max_norm_cols, adaptive)
             loss[k] = lo
             correct[k] = co
             done[k] = dn
@@ -57,17 +64,24 @@ def train_members_fused(params, layout, codes, slope, cost_code, X, Y, labels, u
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, orders,
             batch_size, chunk, l2, l1, max_norm, opt_code, hyper, states, steps, indptr,
             indices, active, loss, correct, done)
+    # the kernels the epoch calls (which depend on the rule, not only on the types)
+    kernels = fused_kernels(params[0], layout, codes, slope, cost_code, X, Y, labels,
+                            use_labels, orders[0], l2, l1, max_norm, opt_code, hyper[0],
+                            states[0], steps[0], indptr, indices)
     key = tuple(numba.typeof(a) for a in args)
     loop = _LOOPS.get(key)
     if loop is None:
         # the epoch kernel for one member's row, as Network.fit calls it
         row = (params[0], layout, codes, slope, cost_code, X, Y, labels, use_labels,
                orders[0], batch_size, chunk, l2, l1, max_norm, opt_code, hyper[0],
-               states[0], steps[0], indptr, indices)
+               states[0], steps[0], indptr, indices) + kernels
         row_types = tuple(numba.typeof(a) for a in row)
-        train_epoch_fused.compile(row_types)            # or load it from the cache
-        sig = next(s for s in train_epoch_fused.nopython_signatures if s.args == row_types)
-        loop = njit(types.void(types.FunctionType(sig), *key), parallel=True,
-                    cache=True)(_train_members)
+        with first_class_functions():
+            train_epoch_fused.compile(row_types)        # or load it from the cache
+            sig = next(s for s in train_epoch_fused.nopython_signatures
+                       if s.args == row_types)
+            pointers = row_types[-len(kernels):]
+            loop = njit(types.void(types.FunctionType(sig), *pointers, *key),
+                        parallel=True, cache=True)(_train_members)
         _LOOPS[key] = loop
-    loop(train_epoch_fused, *args)
+    loop(train_epoch_fused, *(k.dispatcher for k in kernels), *args)

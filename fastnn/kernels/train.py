@@ -14,17 +14,20 @@ a workspace of its size. A chunk of at least ``blas_min`` rows takes the BLAS pa
 """
 import math
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
 from ._numeric import like
 from .activations import activate, keeps_z
 from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta_loops,
                     forward, forward_compact, forward_loops, forward_sparse, gradients,
                     gradients_compact, output_delta)
+from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch
-from .updates import (apply_update, fused_layer_update, fused_sparse_update,
-                      max_norm_columns, regularize_gradient, step_scalars)
+from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
+                      fused_sparse_update, max_norm_columns, regularize_gradient,
+                      step_scalars)
 
 
 @njit(cache=True, inline="always")
@@ -366,9 +369,14 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     kernel, of which the unused BLAS path took ~7 s.
     """
     if batch_size <= chunk and batch_size < blas_min and clip_norm == 0:
-        return train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels,
-                                 use_labels, order, batch_size, chunk, l2, l1, max_norm,
-                                 opt_code, hyper, state, step, indptr, indices)
+        kernels = fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels,
+                                use_labels, order, l2, l1, max_norm, opt_code, hyper, state,
+                                step, indptr, indices)
+        args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
+                batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
+                indices)
+        epoch = _fused_epoch(args, kernels)
+        return epoch(*args, *(k.dispatcher for k in kernels))
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
                             use_labels, order, batch_size, chunk, blas_min, l2, l1, max_norm,
                             clip_norm, opt_code, hyper, state, step, nwork)
@@ -377,7 +385,8 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
 @njit(cache=True)
 def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       order, batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state,
-                      step, indptr, indices):
+                      step, indptr, indices, gather, fwd_sparse, fwd_loops, act, out_delta,
+                      bprop, upd_sparse, upd_layer, max_norm_cols, adaptive):
     """``train_epoch`` for small batches (at most one chunk, the loops, no BLAS).
 
     Each batch is gathered, run forward, and then each layer's gradient is applied as
@@ -391,7 +400,11 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
 
     The batch loop and the batch's work are one compiled function on purpose: Numba
     re-optimises every callee's code in each caller, so each level of calls costs
-    compile time (one level less saved ~7 s of a ~40 s cold compile).
+    compile time (one level less saved ~7 s of a ~40 s cold compile). For the same
+    reason the big kernels it runs come as its last arguments, function pointers
+    (``fused_kernels``): called by name, their code would be optimised and compiled again
+    here. (Separate arguments, not a tuple: Numba warns that first-class functions are
+    experimental at every call with a tuple of them.)
     """
     offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     nsamp = order.size
@@ -416,7 +429,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         _prefetch_rows(X, order[e:min(nsamp, e + batch_size)], indptr, indices)
         t = step[0]
         sc = step_scalars(opt_code, hyper, t)
-        A0, T, lab = _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
+        A0, T, lab = gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
         # forward (the loops of forward_chunk, written out: one call level less)
         A_prev = A0
         for l in range(L):
@@ -424,15 +437,15 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
             W = _block(params, w_off, n, m)
             if l == 0 and sparse:  # the first layer from the CSR index
-                forward_sparse(X, indptr, indices, rows, W, params[b_off:b_off + m], Z)
+                fwd_sparse(X, indptr, indices, rows, W, params[b_off:b_off + m], Z)
             else:
-                forward_loops(A_prev, W, params[b_off:b_off + m], Z, l == 0)
-            activate(Z, A, codes[l], slope)
+                fwd_loops(A_prev, W, params[b_off:b_off + m], Z, l == 0)
+            act(Z, A, codes[l], slope)
             A_prev = A
         Aout = A_prev
         D = _block(D1, 0, B, m_out)
-        lo, co = output_delta(_block(Zout, 0, B, m_out), Aout, T, lab, use_labels,
-                              codes[L - 1], cost_code, D)
+        lo, co = out_delta(_block(Zout, 0, B, m_out), Aout, T, lab, use_labels,
+                           codes[L - 1], cost_code, D)
         if not math.isfinite(lo):
             return loss, correct, s
         # backward, each layer updated as soon as the delta below it is known
@@ -445,22 +458,110 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             if l > 0:  # the delta below needs the old W: compute it before updating W
                 D_prev = _block(D2 if in_d1 else D1, 0, B, n)
                 Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
-                backprop_delta_loops(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
+                bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
             if l == 0 and sparse:
-                fused_sparse_update(W, params[b_off:b_off + m], X, indptr, indices, rows, D,
-                                    state, w_off, b_off, grow, G, touched, cnt, tb, ta, B,
-                                    l2, l1, opt_code, hyper, t, sc)
+                upd_sparse(W, params[b_off:b_off + m], X, indptr, indices, rows, D, state,
+                           w_off, b_off, grow, G, touched, cnt, tb, ta, B, l2, l1,
+                           opt_code, hyper, t, sc, adaptive)
             else:
-                fused_layer_update(W, params[b_off:b_off + m], A_in, D, state, w_off, b_off,
-                                   grow, B, l2, l1, opt_code, hyper, t, sc)
+                upd_layer(W, params[b_off:b_off + m], A_in, D, state, w_off, b_off, grow,
+                          B, l2, l1, opt_code, hyper, t, sc, adaptive)
             if max_norm > 0:
-                max_norm_columns(W, max_norm, grow)
+                max_norm_cols(W, max_norm, grow)
             D = D_prev
         step[0] += 1
         loss += lo
         correct += co
     return loss, correct, nsamp
+
+
+#: ``_fused_epoch``'s dispatchers, by argument types
+_FUSED_EPOCHS = {}
+
+
+def _fused_epoch(args, kernels):
+    """``train_epoch_fused`` compiled for ``args`` followed by ``kernels``' function
+    types (or loaded from Numba's cache), as a dispatcher with that one signature.
+
+    Called with the kernels' dispatchers (``Kernel.dispatcher``), which it converts to
+    its function types, it calls their compiled code directly; a lazily compiling
+    dispatcher would instead compile a new version for the dispatchers' own types,
+    which links their code in. (Against the epoch with every kernel called by name, the
+    calls through the C wrappers measured 1.00-1.075 and the direct calls 1.01-1.04 of
+    its time on MNIST at batch 1, 784-100-10: no difference above this machine's noise.)
+    """
+    argtypes = tuple(numba.typeof(a) for a in args + kernels)
+    epoch = _FUSED_EPOCHS.get(argtypes)
+    if epoch is None:
+        with first_class_functions():
+            epoch = njit(argtypes, cache=True)(train_epoch_fused.py_func)
+        _FUSED_EPOCHS[argtypes] = epoch
+    return epoch
+
+
+#: ``fused_kernels``' tuples, by the argument types (and whether the rule is SGD)
+_FUSED_KERNELS = {}
+
+
+def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
+                  l2, l1, max_norm, opt_code, hyper, state, step, indptr, indices):
+    """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
+    in the order of its last arguments, for a call with these (its other) arguments.
+
+    Each is compiled for the types it is called with there: the views of the buffers
+    (``_block``) are C-contiguous 1-D and 2-D arrays of the parameters' dtype, a batch's
+    rows ``order[s:e]`` a C-contiguous array of ``order``'s dtype, offsets and sizes
+    ``layout``'s integers.
+
+    Measured from a fresh process with an empty cache to the end of a first epoch
+    (784-100-10, float32, batch 32, SGD with momentum, 5,000 MNIST samples; runs of the
+    variants alternated): every kernel called by name 17.3-21.8 s (4 runs); these
+    kernels through pointers 13.1-16.0 s (5 runs); and with ``updates.adaptive_step``'s
+    empty kernel for SGD 12.6-15.1 s (7 runs). The epoch's time and its weights (sha256)
+    were unchanged.
+    """
+    ty = numba.typeof
+    args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
+            l1, max_norm, opt_code, hyper, state, step, indptr, indices)
+    key = tuple(ty(a) for a in args) + (opt_code == SGD,)
+    kernels = _FUSED_KERNELS.get(key)
+    if kernels is not None:
+        return kernels
+    (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order,
+     t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr, t_indices,
+     _) = key
+    v1 = types.Array(t_params.dtype, 1, "C")   # views of the buffers (_block)
+    v2 = types.Array(t_params.dtype, 2, "C")
+    rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
+    i64 = types.Array(types.int64, 1, "C")
+    off = t_layout.dtype                       # layout[l, k]
+    code = t_codes.dtype
+    B = types.intp                             # e - s
+    sc = types.UniTuple(types.float64, 3)      # step_scalars
+    yes = types.boolean
+    adaptive = adaptive_step(opt_code, params.dtype, state, hyper)
+    t_adaptive = ty(adaptive)
+    gather = Kernel(_gather, (t_X, t_Y, t_labels, t_use, rows, v1, v1, i64, yes))
+    T, lab = gather.signature().return_type.types[1:]
+    kernels = (
+        gather,
+        Kernel(forward_sparse, (t_X, t_indptr, t_indices, rows, v2, v1, v2)),
+        Kernel(forward_loops, (v2, v2, v1, v2, yes)),
+        Kernel(activate, (v2, v2, code, t_slope)),
+        Kernel(output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
+        Kernel(backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
+        Kernel(fused_sparse_update,
+                (v2, v1, t_X, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
+                 types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
+                 t_hyper, t_step.dtype, sc, t_adaptive)),
+        Kernel(fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2, t_l1,
+                                    t_opt, t_hyper, t_step.dtype, sc, t_adaptive)),
+        Kernel(max_norm_columns, (v2, t_max_norm, v1)),
+        adaptive,
+    )
+    _FUSED_KERNELS[key] = kernels
+    return kernels
 
 
 @njit(cache=True)
