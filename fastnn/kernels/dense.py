@@ -272,6 +272,11 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
             p += 1
 
 
+@njit(cache=True)
+def no_forward_sparse(X, indptr, indices, rows, W, bias, Z):
+    """``forward_sparse``'s stand-in for data without a CSR index: never called."""
+
+
 @njit(cache=True, inline="always")
 def _sparse_row_vec(z, x, W, bias, indices, p0, end):
     """``z = bias + sum_p x[i_p] W[i_p]`` over ``p0 <= p < end`` (``i_p = indices[p]``),

@@ -50,3 +50,4 @@ class Kernel(types.WrapperAddressProtocol):
     def __wrapper_address__(self):
         # what Numba itself does with a dispatcher passed where a function type is due
         return _get_wrapper_address(self._kernel, self._sig)
+

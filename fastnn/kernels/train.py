@@ -22,12 +22,12 @@ from ._numeric import like
 from .activations import activate, keeps_z
 from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta_loops,
                     forward, forward_compact, forward_loops, forward_sparse, gradients,
-                    gradients_compact, output_delta)
+                    gradients_compact, no_forward_sparse, output_delta)
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch
 from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
-                      fused_sparse_update, max_norm_columns, regularize_gradient,
-                      step_scalars)
+                      fused_sparse_update, max_norm_columns, no_max_norm,
+                      no_sparse_update, regularize_gradient, step_scalars)
 
 
 @njit(cache=True, inline="always")
@@ -512,7 +512,10 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     Each is compiled for the types it is called with there: the views of the buffers
     (``_block``) are C-contiguous 1-D and 2-D arrays of the parameters' dtype, a batch's
     rows ``order[s:e]`` a C-contiguous array of ``order``'s dtype, offsets and sizes
-    ``layout``'s integers.
+    ``layout``'s integers. The kernels this fit will not call (the sparse first layer
+    without a CSR index, the max-norm step without ``max_norm``, the adaptive rules'
+    step for SGD: ``updates.adaptive_step``) are empty stand-ins with their parameters,
+    so they are not compiled.
 
     Measured from a fresh process with an empty cache to the end of a first epoch
     (784-100-10, float32, batch 32, SGD with momentum, 5,000 MNIST samples; runs of the
@@ -524,13 +527,14 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     ty = numba.typeof
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
             l1, max_norm, opt_code, hyper, state, step, indptr, indices)
-    key = tuple(ty(a) for a in args) + (opt_code == SGD,)
+    sparse = indptr.size > 0
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, sparse, max_norm > 0)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
     (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order,
-     t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr, t_indices,
-     _) = key
+     t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr,
+     t_indices) = key[:len(args)]
     v1 = types.Array(t_params.dtype, 1, "C")   # views of the buffers (_block)
     v2 = types.Array(t_params.dtype, 2, "C")
     rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
@@ -546,18 +550,20 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     T, lab = gather.signature().return_type.types[1:]
     kernels = (
         gather,
-        Kernel(forward_sparse, (t_X, t_indptr, t_indices, rows, v2, v1, v2)),
+        Kernel(forward_sparse if sparse else no_forward_sparse,
+               (t_X, t_indptr, t_indices, rows, v2, v1, v2)),
         Kernel(forward_loops, (v2, v2, v1, v2, yes)),
         Kernel(activate, (v2, v2, code, t_slope)),
         Kernel(output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
         Kernel(backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
-        Kernel(fused_sparse_update,
+        Kernel(fused_sparse_update if sparse else no_sparse_update,
                 (v2, v1, t_X, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
                  types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
                  t_hyper, t_step.dtype, sc, t_adaptive)),
         Kernel(fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2, t_l1,
                                     t_opt, t_hyper, t_step.dtype, sc, t_adaptive)),
-        Kernel(max_norm_columns, (v2, t_max_norm, v1)),
+        Kernel(max_norm_columns if max_norm > 0 else no_max_norm,
+               (v2, t_max_norm, v1)),
         adaptive,
     )
     _FUSED_KERNELS[key] = kernels

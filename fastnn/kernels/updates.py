@@ -241,17 +241,29 @@ def _adaptive_region(opt_code, w, gr, state, o, inv_b, l2, hyper, sc):
 
 
 @njit(cache=True)
-def _sgd_has_no_adaptive_step(opt_code, w, gr, state, o, inv_b, l2, hyper, sc):
-    """``adaptive_step`` for SGD: the fused updates take SGD's steps themselves and never
-    call it."""
+def _no_adaptive_step(opt_code, w, gr, state, o, inv_b, l2, hyper, sc):
+    """``adaptive_step`` for SGD: never called."""
+
+
+@njit(cache=True)
+def no_max_norm(W, max_norm, buf):
+    """``max_norm_columns``' stand-in for fits without ``max_norm``: never called."""
+
+
+@njit(cache=True)
+def no_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_off, g, G,
+                     touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
+                     adaptive):
+    """``fused_sparse_update``'s stand-in for data without a CSR index: never called."""
 
 
 def adaptive_step(opt_code, dtype, state, hyper):
     """The adaptive rules' step for the fused updates (``fused_layer_update``,
     ``fused_sparse_update``), as a function pointer (``pointers.Kernel``): the compiled
-    ``_adaptive_region`` for Adam/AdamW, RMSprop and Adagrad; for SGD a kernel that does
-    nothing, so an SGD fit never compiles the adaptive rules' loops. ``dtype`` is the
-    parameters' dtype.
+    ``_adaptive_region`` for Adam/AdamW, RMSprop and Adagrad; for SGD, whose steps the
+    fused updates take themselves, a stand-in they never call, so an SGD fit never
+    compiles the adaptive rules' loops. ``dtype`` is the parameters'
+    dtype.
 
     Measured from a fresh process with an empty cache to the end of a first epoch
     (784-100-10, float32, batch 32, SGD with momentum, 5,000 MNIST samples, alternated):
@@ -262,7 +274,7 @@ def adaptive_step(opt_code, dtype, state, hyper):
     row = types.Array(dt, 1, "C")
     argtypes = (numba.typeof(opt_code), row, row, numba.typeof(state), types.int64, dt, dt,
                 numba.typeof(hyper), types.UniTuple(types.float64, 3))
-    kernel = _sgd_has_no_adaptive_step if opt_code == SGD else _adaptive_region
+    kernel = _no_adaptive_step if opt_code == SGD else _adaptive_region
     return Kernel(kernel, argtypes)
 
 
