@@ -16,11 +16,12 @@ def rel_err(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
-def run_with_threads(script, n, timeout=900):
+def run_with_threads(script, n, timeout=900, **env_extra):
     """Run ``python -c script`` in a fresh process with ``n`` threads everywhere (Numba,
-    OpenMP, OpenBLAS, MKL); returns its standard output split into words (hashes)."""
+    OpenMP, OpenBLAS, MKL) and the environment variables ``env_extra``; returns its
+    standard output split into words (hashes)."""
     env = dict(os.environ, NUMBA_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
-               OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))
+               OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n), **env_extra)
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=timeout)
     assert res.returncode == 0, res.stderr

@@ -1,0 +1,48 @@
+"""What a fit compiles: the small-batch epoch takes its kernels as function pointers
+(``fastnn/kernels/pointers.py``), so the kernels a fit never calls are not compiled.
+
+Each case runs in a fresh process with an empty Numba cache of its own and reports
+which kernels that process compiled: had ``train_epoch_fused`` called a kernel by name,
+it would have been compiled with the epoch even where the fit never runs it. (With a
+warm cache the epoch is loaded whole and its callees are not compiled, so the cache
+must be empty; each case compiles for ~15 s.)"""
+import json
+import textwrap
+
+import pytest
+
+from conftest import run_with_threads
+
+SCRIPT = textwrap.dedent(r"""
+    import json, numpy as np, fastnn as fnn
+    from fastnn.kernels import dense, updates
+    sparse, rule, max_norm = SPARSE, RULE, MAX_NORM
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 40))
+    if sparse:
+        X[rng.random(X.shape) < 0.8] = 0       # a CSR index: the sparse first layer
+    y = rng.integers(0, 3, 200)
+    opt = fnn.SGD(0.05, momentum=0.9) if rule == "sgd" else fnn.Adam(0.01)
+    net = fnn.Network([40, 16, 3], hidden="relu", seed=0)
+    net.fit(X, y, epochs=1, batch_size=8, optimizer=opt, max_norm=max_norm,
+            progress=False)
+    assert np.isfinite(net.params).all()
+    kernels = {"forward_sparse": dense.forward_sparse,
+               "fused_sparse_update": updates.fused_sparse_update,
+               "fused_layer_update": updates.fused_layer_update,
+               "adaptive_region": updates._adaptive_region,
+               "max_norm_columns": updates.max_norm_columns}
+    print(json.dumps(sorted(k for k, d in kernels.items() if d.signatures),
+                     separators=(",", ":")))
+""")
+
+
+@pytest.mark.parametrize("sparse,rule,max_norm,expected", [
+    (True, "sgd", None, ["forward_sparse", "fused_layer_update", "fused_sparse_update"]),
+    (False, "adam", 2.0, ["adaptive_region", "fused_layer_update", "max_norm_columns"]),
+])
+def test_a_fit_compiles_only_the_kernels_it_runs(sparse, rule, max_norm, expected,
+                                                 tmp_path):
+    script = SCRIPT.replace("SPARSE, RULE, MAX_NORM", f"{sparse!r}, {rule!r}, {max_norm!r}")
+    (out,) = run_with_threads(script, 2, NUMBA_CACHE_DIR=str(tmp_path))
+    assert json.loads(out) == expected
