@@ -262,8 +262,7 @@ def adaptive_step(opt_code, dtype, state, hyper):
     ``fused_sparse_update``), as a function pointer (``pointers.Kernel``): the compiled
     ``_adaptive_region`` for Adam/AdamW, RMSprop and Adagrad; for SGD, whose steps the
     fused updates take themselves, a stand-in they never call, so an SGD fit never
-    compiles the adaptive rules' loops. ``dtype`` is the parameters'
-    dtype.
+    compiles the adaptive rules' loops. ``dtype`` is the parameters' dtype.
 
     Measured from a fresh process with an empty cache to the end of a first epoch
     (784-100-10, float32, batch 32, SGD with momentum, 5,000 MNIST samples, alternated):
