@@ -403,7 +403,8 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
     gr = g[:m]
     (inv_b, l2c, l1b, lr, mu, damp, nesterov, sgd, sparse_ok, first, vel,
      VW) = _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step)
-    if B == 1 and sparse_ok:
+    online = B == 1 and sparse_ok
+    if online:
         # Online plain SGD: row i changes by lr * (a_i * d) (see _online_note) and only
         # where a_i != 0, without the gradient buffer. Measured (cycle counts of an
         # instrumented MNIST epoch, config D of scripts/compare_peers.py), the update of
@@ -417,13 +418,12 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
             w = W[i]
             for j in range(m):
                 w[j] -= lr * (a * d[j])   # see _online_note
-        _bias_step(bias, D, gr, vel, state, b_off, inv_b, lr, mu, damp, nesterov, first,
-                   sgd, opt_code, hyper, sc, adaptive)
-        return
     L = lanes(gr)
     vec = sgd and l1b == 0 and m <= VEC_REGISTERS * L
     keep = like(W, 1.0) - damp
-    for i in range(n):
+    # online: no row left (one _bias_step below for both paths: each inlined copy of
+    # it, SGD's loops and all, cost compile time)
+    for i in range(0 if online else n):
         nonzero = False
         for b in range(B):
             if A_in[b, i] != 0:
