@@ -452,8 +452,8 @@ def sparse_update_case(rule, batch, width, dtype):
 
 
 def _adaptive(code, dtype, state, hyper):
-    """The fused updates' adaptive-rule step, a function pointer (since the commit that
-    added ``updates.adaptive_step``)."""
+    """The fused updates' adaptive-rule step, a function pointer (their argument since
+    3877af8, which added ``updates.adaptive_step``)."""
     return Lazy(lambda: kernel("updates", "adaptive_step")(code, dtype, state, hyper))
 
 

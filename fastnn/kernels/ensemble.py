@@ -64,18 +64,16 @@ def train_members_fused(params, layout, codes, slope, cost_code, X, Y, labels, u
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, orders,
             batch_size, chunk, l2, l1, max_norm, opt_code, hyper, states, steps, indptr,
             indices, active, loss, correct, done)
-    # the kernels the epoch calls (which depend on the rule, not only on the types)
-    kernels = fused_kernels(params[0], layout, codes, slope, cost_code, X, Y, labels,
-                            use_labels, orders[0], l2, l1, max_norm, opt_code, hyper[0],
-                            states[0], steps[0], indptr, indices)
+    # the epoch kernel's arguments for one member's row, as Network.fit passes them, and
+    # the kernels it calls (which depend on the rule, not only on the types)
+    row = (params[0], layout, codes, slope, cost_code, X, Y, labels, use_labels, orders[0],
+           batch_size, chunk, l2, l1, max_norm, opt_code, hyper[0], states[0], steps[0],
+           indptr, indices)
+    kernels = fused_kernels(*row)
     key = tuple(numba.typeof(a) for a in args)
     loop = _LOOPS.get(key)
     if loop is None:
-        # the epoch kernel for one member's row, as Network.fit calls it
-        row = (params[0], layout, codes, slope, cost_code, X, Y, labels, use_labels,
-               orders[0], batch_size, chunk, l2, l1, max_norm, opt_code, hyper[0],
-               states[0], steps[0], indptr, indices) + kernels
-        row_types = tuple(numba.typeof(a) for a in row)
+        row_types = tuple(numba.typeof(a) for a in row + kernels)
         with first_class_functions():
             train_epoch_fused.compile(row_types)        # or load it from the cache
             sig = next(s for s in train_epoch_fused.nopython_signatures

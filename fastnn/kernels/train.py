@@ -369,12 +369,10 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     kernel, of which the unused BLAS path took ~7 s.
     """
     if batch_size <= chunk and batch_size < blas_min and clip_norm == 0:
-        kernels = fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels,
-                                use_labels, order, l2, l1, max_norm, opt_code, hyper, state,
-                                step, indptr, indices)
         args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
                 indices)
+        kernels = fused_kernels(*args)
         epoch = _fused_epoch(args, kernels)
         return epoch(*args, *(k.dispatcher for k in kernels))
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
@@ -487,9 +485,10 @@ def _fused_epoch(args, kernels):
     Called with the kernels' dispatchers (``Kernel.dispatcher``), which it converts to
     its function types, it calls their compiled code directly; a lazily compiling
     dispatcher would instead compile a new version for the dispatchers' own types,
-    which links their code in. (Against the epoch with every kernel called by name, the
-    calls through the C wrappers measured 1.00-1.075 and the direct calls 1.01-1.04 of
-    its time on MNIST at batch 1, 784-100-10: no difference above this machine's noise.)
+    which links their code in. (Measured against the epoch with every kernel called by
+    name, epochs alternated in one process, MNIST at batch 1, 784-100-10, best / median
+    of 5-7: through the C wrappers 1.075 / 1.004, direct 1.007 / 1.038 and 1.025 /
+    1.016; no difference above this machine's noise either way.)
     """
     argtypes = tuple(numba.typeof(a) for a in args + kernels)
     epoch = _FUSED_EPOCHS.get(argtypes)
@@ -500,14 +499,17 @@ def _fused_epoch(args, kernels):
     return epoch
 
 
-#: ``fused_kernels``' tuples, by the argument types (and whether the rule is SGD)
+#: ``fused_kernels``' tuples, by the argument types, whether the rule is SGD, whether
+#: there is a CSR index and whether ``max_norm`` is on
 _FUSED_KERNELS = {}
 
 
 def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
-                  l2, l1, max_norm, opt_code, hyper, state, step, indptr, indices):
+                  batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
+                  indices):
     """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
     in the order of its last arguments, for a call with these (its other) arguments.
+    ``batch_size`` and ``chunk`` do not change them.
 
     Each is compiled for the types it is called with there: the views of the buffers
     (``_block``) are C-contiguous 1-D and 2-D arrays of the parameters' dtype, a batch's
@@ -517,16 +519,16 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     step for SGD: ``updates.adaptive_step``) are empty stand-ins with their parameters,
     so they are not compiled.
 
-    Measured from a fresh process with an empty cache to the end of a first epoch
-    (784-100-10, float32, batch 32, SGD with momentum, 5,000 MNIST samples; runs of the
-    variants alternated): every kernel called by name 17.3-21.8 s (4 runs); these
+    Measured with a script that times a fresh ``python`` process from ``import fastnn``
+    to the end of a first epoch, empty ``NUMBA_CACHE_DIR`` (784-100-10, float32, batch
+    32, SGD with momentum, 5,000 MNIST samples; runs of the variants alternated): every kernel called by name 17.3-21.8 s (4 runs); these
     kernels through pointers 13.1-16.0 s (5 runs); and with ``updates.adaptive_step``'s
     empty kernel for SGD 12.6-15.1 s (7 runs). The epoch's time and its weights (sha256)
     were unchanged.
     """
     ty = numba.typeof
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
-            l1, max_norm, opt_code, hyper, state, step, indptr, indices)
+            l1, max_norm, opt_code, hyper, state, step, indptr, indices)  # not the sizes
     sparse = indptr.size > 0
     key = tuple(ty(a) for a in args) + (opt_code == SGD, sparse, max_norm > 0)
     kernels = _FUSED_KERNELS.get(key)
@@ -557,9 +559,9 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
         Kernel(output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
         Kernel(backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
         Kernel(fused_sparse_update if sparse else no_sparse_update,
-                (v2, v1, t_X, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
-                 types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
-                 t_hyper, t_step.dtype, sc, t_adaptive)),
+               (v2, v1, t_X, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
+                types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
+                t_hyper, t_step.dtype, sc, t_adaptive)),
         Kernel(fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2, t_l1,
                                     t_opt, t_hyper, t_step.dtype, sc, t_adaptive)),
         Kernel(max_norm_columns if max_norm > 0 else no_max_norm,
