@@ -257,7 +257,7 @@ class Ensemble:
         states = np.stack([opt.state for opt in opts])
         steps = np.stack([opt.step for opt in opts])
         chunk = net0._chunk(batch_size)
-        indptr, indices = Network._sparse_index(X, batch_size)
+        indptr, indices, values = Network._sparse_index(X, batch_size)
         displays = ([[_MemberLine(j, net.epochs_trained + epochs)]
                      for j, net in enumerate(nets)] if progress is True else [[]] * K)
         orders = np.empty((K, n), np.int64)
@@ -273,7 +273,8 @@ class Ensemble:
             train_members_fused(params, net0._layout, net0._codes, net0._slope,
                                 net0._cost_code, X, Y, labels, use_labels, orders,
                                 batch_size, chunk, l2, l1, max_norm, opts[0].code, hyper,
-                                states, steps, indptr, indices, active, loss, correct, done)
+                                states, steps, indptr, indices, values, active, loss,
+                                correct, done)
             seconds = time.perf_counter() - t0
             for j in np.flatnonzero(active):
                 net, opt = nets[j], opts[j]

@@ -571,7 +571,7 @@ class Network:
         slices = max([1] + [int(getattr(cb, "updates_per_epoch", 1)) for cb in cbs])
         on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
         on_batch = [cb.on_batch for cb in cbs if hasattr(cb, "on_batch")]
-        indptr, indices = self._sparse_index(X, batch_size,
+        indptr, indices, values = self._sparse_index(X, batch_size,
                                              fused=not (clip_norm or layered),
                                              indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
@@ -604,7 +604,7 @@ class Network:
                             self._params, self._layout, self._codes, self._slope,
                             self._cost_code, X, Y, labels, use_labels, part, batch_size,
                             chunk, BLAS_MIN_BATCH, l2, l1, max_norm, clip_norm, opt.code,
-                            hyper, opt.state, opt.step, indptr, indices, nwork)
+                            hyper, opt.state, opt.step, indptr, indices, values, nwork)
                 loss, correct, done = loss + lo, correct + co, done + dn
                 if dn < part.size:
                     break
@@ -702,22 +702,24 @@ class Network:
 
     @staticmethod
     def _sparse_index(X, batch_size, fused=True, indptr=None):
-        """The CSR index of X's non-zeros when small batches would profit from it.
+        """The CSR index of X's non-zeros (``(indptr, indices, values)``) when small
+        batches would profit from it.
 
         Small batches (the fused loop path) read only the non-zero inputs through it when
-        at most SPARSE_MAX_DENSITY of X is non-zero; it costs 4 bytes per non-zero
-        (30 MB for MNIST's 50,000 training images) and one pass over X per ``fit``.
+        at most SPARSE_MAX_DENSITY of X is non-zero; it costs 6 bytes per non-zero in
+        float32 (45 MB for MNIST's 50,000 training images: ``_kt.nonzero_entries``) and
+        one pass over X per ``fit``.
         ``fused=False`` (gradient clipping: the unfused loops) never uses it. ``indptr``:
         the row pointer if already computed (``fit`` gets it with the NaN check).
         """
-        empty = np.empty(0, np.int64), np.empty(0, np.int32)
+        empty = np.empty(0, np.int64), np.empty(0, np.uint16), np.empty(0, X.dtype)
         if not fused or batch_size >= BLAS_MIN_BATCH or batch_size > CHUNK:
             return empty
         if indptr is None:
             indptr = _kt.nonzero_rows(X)[0]
         if indptr[-1] > SPARSE_MAX_DENSITY * X.size:
             return empty
-        return indptr, _kt.nonzero_columns(X, indptr)
+        return (indptr, *_kt.nonzero_entries(X, indptr))
 
     # --- inference --------------------------------------------------------------------
     def forward(self, X):

@@ -212,10 +212,41 @@ def test_nonzero_index_matches_numpy():
     X[X < 0.7] = 0
     X[7] = 0.0                      # an empty row
     X[:, -1] = 1.0                  # the last column always set (the fill's edge)
-    indptr, indices = nonzero_index(X)
+    indptr, indices, values = nonzero_index(X)
     rows, cols = np.nonzero(X)
     assert np.array_equal(indptr, np.r_[0, np.cumsum((X != 0).sum(1))])
-    assert np.array_equal(indices, cols) and indices.dtype == np.int32
+    assert np.array_equal(indices, cols) and indices.dtype == np.uint16
+    assert np.array_equal(values, X[rows, cols]) and values.dtype == np.float32
+    wide = np.zeros((2, 70_000))          # more columns than uint16 can number
+    wide[0, [3, 65_536, 69_999]] = [1.0, 2.0, 3.0]
+    indptr, indices, values = nonzero_index(wide)
+    assert indptr.tolist() == [0, 3, 3] and indices.dtype == np.int32
+    assert indices.tolist() == [3, 65_536, 69_999] and values.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("d", [1, 7, 8, 16, 17, 40, 784])
+@pytest.mark.parametrize("fill", ["_fill_nonzeros", "_fill_nonzeros_vec"])
+def test_nonzero_fills_match_numpy(fill, d, dtype):
+    """Both fills of the index (the scalar loop and the register-wide one that
+    ``nonzero_entries`` takes with LLVM >= 19) give numpy's non-zeros, with -0.0 as zero
+    and NaN as non-zero, for rows shorter than, equal to and longer than a register."""
+    from fastnn.kernels import train
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((23, d)).astype(dtype)
+    X[rng.random(X.shape) < 0.6] = 0.0
+    X[3] = 0.0                                   # an empty row
+    X[5] = rng.standard_normal(d)                # a full one
+    X[6, 0], X[-1, -1] = -0.0, np.nan
+    indptr = train.nonzero_rows(X)[0]
+    nnz = int(indptr[-1])
+    indices = np.full(nnz + max(d, 16), 7, np.uint16)
+    values = np.full(nnz + max(d, 16), 7, dtype)
+    getattr(train, fill)(X, indptr, indices, values)
+    rows, cols = np.nonzero(X)
+    assert np.array_equal(indptr, np.r_[0, np.cumsum(X != 0, axis=None)[np.cumsum([d] * 23) - 1]])
+    assert np.array_equal(indices[:nnz], cols)
+    assert np.array_equal(values[:nnz], X[rows, cols], equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -38,6 +38,7 @@ def _f32_cases():
     A, W, b, Z = (np.ones((2, 3), f), np.ones((3, 4), f), np.ones(4, f), np.ones((2, 4), f))
     s = f(0.1)
     p = np.ones(5, f)
+    v, ptr, ind = np.ones(3, f), np.array([0, 2, 3]), np.array([0, 2, 1], np.uint16)  # CSR
     hyper = np.array([0.1, 0.9, 0.0, 0.0])
     adam = fnn.Adam(0.1, weight_decay=0.1, amsgrad=True).hyper()
     state = np.zeros((3, 16), f)
@@ -52,20 +53,17 @@ def _f32_cases():
         ("activations", "activate"): (Z, Z.copy(), 1, s),
         ("activations", "mul_derivative"): (Z, Z.copy(), 1, s),
         ("updates", "_sgd_region"): (p, p.copy(), p.copy(), 0, 5, s, s, s, s, s, True, False),
-        ("dense", "forward_sparse"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
-                                      np.array([1, 0]), W, b, Z),
+        ("dense", "forward_sparse"): (v, ptr, ind, np.array([1, 0]), W, b, Z),
         ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], state, 0, 12, b.copy(), 2, 0.1,
                                             0.01, 0, hyper, 1, sc, sgd_step),
         ("updates", "fused_sparse_update"): (
-            W, b, A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32), np.array([1, 0]),
-            Z[:, :4], state, 0, 12, b.copy(), np.zeros((3, 16), f), np.zeros(3, np.uint8),
+            W, b, v, ptr, ind, np.array([1, 0]), Z[:, :4], state, 0, 12, b.copy(), np.zeros((3, 16), f), np.zeros(3, np.uint8),
             np.zeros(5, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0.01, 0,
             hyper, 1, sc, sgd_step),
-        ("updates", "_summed_gradient"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
-                                          np.array([1, 0]), Z[:, :4], np.zeros((3, 16), f),
-                                          np.zeros(3, np.uint8)),
-        ("updates", "_sorted_gradient"): (A, np.array([0, 2, 3]), np.array([0, 2, 1], np.int32),
-                                          np.array([1, 0]), Z[:, :4], np.zeros((3, 16), f),
+        ("updates", "_summed_gradient"): (v, ptr, ind, np.array([1, 0]), Z[:, :4],
+                                          np.zeros((3, 16), f), np.zeros(3, np.uint8)),
+        ("updates", "_sorted_gradient"): (v, ptr, ind, np.array([1, 0]), Z[:, :4],
+                                          np.zeros((3, 16), f),
                                           np.zeros(3, np.uint8), np.zeros(5, np.int64),
                                           np.zeros(6, np.int64), np.zeros(6, f)),
         ("updates", "_vec_rows_sgd"): (W, W.copy(), np.zeros((3, 16), f),

@@ -393,10 +393,13 @@ SPARSE_BATCHES = [1, 10, 32]
 
 
 def _csr_case(batch, dtype):
-    """``batch`` raw MNIST-like rows, their CSR index and the rows of a batch."""
+    """``batch`` raw MNIST-like rows, their CSR index (with the non-zero values since
+    this commit's kernels read them from it instead of ``X``) and the rows of a batch."""
     X = np.ascontiguousarray(mnist_like(batch)[0].astype(dtype))
-    indptr, indices = kernel("train", "nonzero_index")(X)
-    return X, indptr, indices, np.arange(batch, dtype=np.int64)
+    index = kernel("train", "nonzero_index")(X)
+    indptr, indices = index[:2]
+    values = index[2] if len(index) > 2 else X[X != 0]   # row-major: the CSR order
+    return X, indptr, indices, values, np.arange(batch, dtype=np.int64)
 
 
 def _lanes(dtype):
@@ -408,9 +411,9 @@ def _lanes(dtype):
 def sparse_forward_case(batch, width, dtype):
     """``dense.forward_sparse``: the first layer (784 -> width) of ``batch`` raw
     MNIST-like rows from their non-zero inputs, as small batches train on MNIST."""
-    X, indptr, indices, rows = _csr_case(batch, dtype)
+    X, indptr, indices, values, rows = _csr_case(batch, dtype)
     run = bind(kernel("dense", "forward_sparse"),
-               X=X, indptr=indptr, indices=indices, rows=rows,
+               X=X, values=values, indptr=indptr, indices=indices, rows=rows,
                W=gaussian((N_FEATURES, width), dtype, 0.05, salt=1),
                bias=gaussian((width,), dtype, 0.05, salt=2),
                Z=np.empty((batch, width), dtype))
@@ -423,7 +426,7 @@ def sparse_update_case(rule, batch, width, dtype):
     """``updates.fused_sparse_update``: gradient and step of ``rule`` for the first layer
     (784 -> width) from ``batch`` raw MNIST-like rows read through their CSR index, with
     the workspaces ``train.train_epoch_fused`` gives it."""
-    X, indptr, indices, rows = _csr_case(batch, dtype)
+    X, indptr, indices, values, rows = _csr_case(batch, dtype)
     fn = kernel("updates", "fused_sparse_update")
     params = inspect.signature(fn.py_func).parameters
     L = _lanes(dtype)
@@ -433,7 +436,7 @@ def sparse_update_case(rule, batch, width, dtype):
     code, hyper, state = _rule(rule, W.size + width, dtype)
     run = bind(fn,
                W=W, bias=gaussian((width,), dtype, 0.05, salt=10),
-               X=X, indptr=indptr, indices=indices, rows=rows,
+               X=X, values=values, indptr=indptr, indices=indices, rows=rows,
                D=gaussian((batch, width), dtype, 0.1, salt=8),
                state=state, w_off=0, b_off=W.size,
                g=np.empty(width, dtype),

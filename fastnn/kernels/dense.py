@@ -234,13 +234,14 @@ ROW_REGISTERS = 8
 
 
 @njit(cache=True)
-def forward_sparse(X, indptr, indices, rows, W, bias, Z):
+def forward_sparse(values, indptr, indices, rows, W, bias, Z):
     """``Z[b] = X[rows[b]] @ W + bias`` reading only the row's non-zero inputs.
 
-    ``indptr``/``indices`` index the non-zeros of ``X`` (CSR, ascending columns), so no
-    branch per input is needed; the terms are added in the same order as ``forward``'s
-    loops, giving bitwise the same ``Z``. On MNIST (~19% non-zero pixels) the branchy
-    scan of 784 inputs cost more than the arithmetic it skipped.
+    ``indptr``/``indices``/``values`` are the CSR index of the non-zeros of ``X``
+    (ascending columns; ``train.nonzero_index``), so no branch per input is needed;
+    the terms are added in the same order as ``forward``'s loops, giving bitwise the
+    same ``Z``. On MNIST (~19% non-zero pixels) the branchy scan of 784 inputs cost
+    more than the arithmetic it skipped.
 
     Rows of up to ``ROW_REGISTERS`` SIMD registers keep each sum in registers for the
     whole row (``z = bias``, then ``z += x_i W[i]`` for each non-zero ``i`` in order:
@@ -254,32 +255,31 @@ def forward_sparse(X, indptr, indices, rows, W, bias, Z):
     for b in range(B):
         r = rows[b]
         z = Z[b]
-        x = X[r]
         p = indptr[r]
         end = indptr[r + 1]
         if m <= ROW_REGISTERS * L:
-            _sparse_row_vec(z, x, W, bias, indices, p, end)
+            _sparse_row_vec(z, values, W, bias, indices, p, end)
             continue
         for j in range(m):
             z[j] = bias[j]
         while p + 4 <= end:
             i0, i1, i2, i3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
-            axpy4(z, x[i0], W[i0], x[i1], W[i1], x[i2], W[i2], x[i3], W[i3])
+            axpy4(z, values[p], W[i0], values[p + 1], W[i1], values[p + 2], W[i2],
+                  values[p + 3], W[i3])
             p += 4
         while p < end:
-            i = indices[p]
-            axpy(z, x[i], W[i])
+            axpy(z, values[p], W[indices[p]])
             p += 1
 
 
 @njit(cache=True)
-def no_forward_sparse(X, indptr, indices, rows, W, bias, Z):
+def no_forward_sparse(values, indptr, indices, rows, W, bias, Z):
     """``forward_sparse``'s stand-in for data without a CSR index: never called."""
 
 
 @njit(cache=True, inline="always")
-def _sparse_row_vec(z, x, W, bias, indices, p0, end):
-    """``z = bias + sum_p x[i_p] W[i_p]`` over ``p0 <= p < end`` (``i_p = indices[p]``),
+def _sparse_row_vec(z, values, W, bias, indices, p0, end):
+    """``z = bias + sum_p values[p] W[i_p]`` over ``p0 <= p < end`` (``i_p = indices[p]``),
     summed in one, two or eight registers (``m <= 8 lanes``); see ``forward_sparse``."""
     m = z.size
     L = lanes(z)
@@ -289,16 +289,15 @@ def _sparse_row_vec(z, x, W, bias, indices, p0, end):
                vload(bias, 6 * L, m), vload(bias, 7 * L, m))
         for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
             i = np.uint64(indices[p])
-            acc = vmaddrow(acc, x[i], W, i, m)
+            acc = vmaddrow(acc, values[p], W, i, m)
         for k in range(8):
             vstore(z, k * L, m, acc[k])
     elif m > L:
         s0 = vload(bias, 0, m)
         s1 = vload(bias, L, m)
         for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
-            i = np.uint64(indices[p])
-            a = x[i]
-            w = W[i]
+            a = values[p]
+            w = W[np.uint64(indices[p])]
             s0 = vmadd(s0, a, vload(w, 0, m))
             s1 = vmadd(s1, a, vload(w, L, m))
         vstore(z, 0, m, s0)
@@ -307,7 +306,7 @@ def _sparse_row_vec(z, x, W, bias, indices, p0, end):
         s0 = vload(bias, 0, m)
         for p in range(np.uint64(p0), np.uint64(end)):  # unsigned: no wraparound code
             i = np.uint64(indices[p])
-            s0 = vmadd(s0, x[i], vload(W[i], 0, m))
+            s0 = vmadd(s0, values[p], vload(W[i], 0, m))
         vstore(z, 0, m, s0)
 
 

@@ -27,8 +27,8 @@ from .train import fused_kernels, train_epoch_fused
 def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, upd_sparse,
                    upd_layer, max_norm_cols, adaptive, params, layout, codes, slope,
                    cost_code, X, Y, labels, use_labels, orders, batch_size, chunk, l2, l1,
-                   max_norm, opt_code, hyper, states, steps, indptr, indices, active, loss,
-                   correct, done):
+                   max_norm, opt_code, hyper, states, steps, indptr, indices, values, active,
+                   loss, correct, done):
     """The parallel loop; ``epoch`` is ``train_epoch_fused`` as a function pointer,
     followed by the pointers it takes (``train.fused_kernels``)."""
     K = params.shape[0]
@@ -37,7 +37,7 @@ def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, 
             lo, co, dn = epoch(params[k], layout, codes, slope, cost_code, X, Y, labels,
                                use_labels, orders[k], batch_size, chunk, l2, l1, max_norm,
                                opt_code, hyper[k], states[k], steps[k], indptr, indices,
-                               gather, fwd_sparse, fwd_loops, act, out_delta, bprop,
+                               values, gather, fwd_sparse, fwd_loops, act, out_delta, bprop,
                                upd_sparse, upd_layer, max_norm_cols, adaptive)
             loss[k] = lo
             correct[k] = co
@@ -50,7 +50,8 @@ _LOOPS = {}
 
 def train_members_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                         orders, batch_size, chunk, l2, l1, max_norm, opt_code, hyper,
-                        states, steps, indptr, indices, active, loss, correct, done):
+                        states, steps, indptr, indices, values, active, loss, correct,
+                        done):
     """One epoch of ``train_epoch_fused`` for each active member, members in parallel.
 
     ``params (K, P)``, ``hyper (K, h)``, ``states (K, n_state, P)``, ``steps (K, 1)``
@@ -63,12 +64,12 @@ def train_members_fused(params, layout, codes, slope, cost_code, X, Y, labels, u
     """
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, orders,
             batch_size, chunk, l2, l1, max_norm, opt_code, hyper, states, steps, indptr,
-            indices, active, loss, correct, done)
+            indices, values, active, loss, correct, done)
     # the epoch kernel's arguments for one member's row, as Network.fit passes them, and
     # the kernels it calls (which depend on the rule, not only on the types)
     row = (params[0], layout, codes, slope, cost_code, X, Y, labels, use_labels, orders[0],
            batch_size, chunk, l2, l1, max_norm, opt_code, hyper[0], states[0], steps[0],
-           indptr, indices)
+           indptr, indices, values)
     kernels = fused_kernels(*row)
     key = tuple(numba.typeof(a) for a in args)
     loop = _LOOPS.get(key)

@@ -323,5 +323,66 @@ def prefetch(typingctx, arr, i):
     return types.void(arr, i), codegen
 
 
+@intrinsic
+def store_nonzeros(typingctx, x, j, indices, values, q):
+    """Pack the non-zero entries of ``x[j : j+lanes]`` (lanes below ``x.size``) into
+    ``values[q:]`` and their positions ``j + k`` into ``indices[q:]``, in order, and
+    return ``q`` plus their number: a ``lanes``-wide step of the branch-free loop
+
+        for k in range(j, min(j + lanes, x.size)):
+            indices[q] = k; values[q] = x[k]; q += x[k] != 0
+
+    A whole register is stored at each (``values[q : q+lanes]`` and ``indices[q :
+    q+lanes]`` must exist); entries past the count are left for later steps to
+    overwrite, as the loop leaves them. ``x != 0`` as in Python (NaN counts).
+
+    Needs LLVM 19 or newer (``llvm.experimental.vector.compress``, a packing shuffle
+    in a register: ``vcompressps`` with 512-bit registers). LLVM's older
+    ``llvm.masked.compressstore`` packs straight into memory, which this machine's
+    AMD Zen 4 does slowly: filling MNIST's index took 0.097 s so, 0.029 s with the
+    scalar loop and 0.010 s with this.
+    """
+    if not (_float_array(x) and _float_array(values) and values.dtype == x.dtype
+            and isinstance(indices, types.Array) and indices.ndim == 1
+            and indices.layout == "C" and isinstance(indices.dtype, types.Integer)
+            and _ints(j, q)):
+        return None
+    n = Vec(x.dtype).lanes
+
+    def codegen(context, builder, sig, args):
+        xa, ia, va = (context.make_array(sig.args[k])(context, builder, args[k])
+                      for k in (0, 2, 3))
+        j = _intp(context, builder, args[1], sig.args[1])
+        q = _intp(context, builder, args[4], sig.args[4])
+        size = cgutils.unpack_tuple(builder, xa.shape, 1)[0]
+        vt = ir.VectorType(context.get_data_type(x.dtype), n)
+        it = ir.VectorType(context.get_data_type(indices.dtype), n)
+        mt = ir.VectorType(ir.IntType(1), n)
+        inside = _mask(builder, j, size, n)
+        ptr = builder.gep(xa.data, [j])
+        load = _masked_fn(builder, False, vt, ptr.type)
+        v = builder.call(load, [ptr, ir.Constant(_I32, x.dtype.bitwidth // 8), inside,
+                                ir.Constant(vt, None)])
+        keep = builder.and_(builder.fcmp_unordered("!=", v, ir.Constant(vt, None)), inside)
+        jj = builder.trunc(j, it.element) if it.element.width < 64 else j
+        cols = builder.add(_splat(builder, jj, it),
+                           ir.Constant(it, list(range(n))))
+        for vec, arr, dt in ((v, va, x.dtype), (cols, ia, indices.dtype)):
+            suffix = f"v{n}{'f' if isinstance(dt, types.Float) else 'i'}{dt.bitwidth}"
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec.type, [vec.type, mt, vec.type]),
+                f"llvm.experimental.vector.compress.{suffix}")
+            packed = builder.call(fn, [vec, keep, ir.Constant(vec.type, None)])
+            dst = builder.bitcast(builder.gep(arr.data, [q]), vec.type.as_pointer())
+            builder.store(packed, dst, align=dt.bitwidth // 8)
+        bits = builder.bitcast(keep, ir.IntType(n))
+        pop = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(bits.type, [bits.type]), f"llvm.ctpop.i{n}")
+        return builder.add(q, builder.zext(builder.call(pop, [bits]), q.type))
+
+    return types.intp(x, j, indices, values, q), codegen
+
+
 __all__ = ["Vec", "lanes", "prefetch", "vadd", "vload", "vloadpad", "vloadrow", "vmadd",
-           "vmaddrow", "vmul", "vsplat", "vstore", "vstorepad", "vstorerow", "vsub"]
+           "vmaddrow", "vmul", "vsplat", "vstore", "vstorepad", "vstorerow", "vsub",
+           "store_nonzeros"]

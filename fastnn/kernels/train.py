@@ -16,6 +16,7 @@ import math
 
 import numba
 import numpy as np
+from llvmlite.binding import llvm_version_info
 from numba import njit, prange, types
 
 from ._numeric import like
@@ -24,7 +25,7 @@ from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta
                     forward, forward_compact, forward_loops, forward_sparse, gradients,
                     gradients_compact, no_forward_sparse, output_delta)
 from .pointers import Kernel, first_class_functions
-from .simd import lanes, prefetch
+from .simd import lanes, prefetch, store_nonzeros
 from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
                       fused_sparse_update, max_norm_columns, no_max_norm,
                       no_sparse_update, regularize_gradient, step_scalars)
@@ -167,24 +168,28 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, inputs):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_rows(X, rows, indptr, indices):
-    """Start loading the samples ``X[rows]`` (and their part of the CSR index, if any)
-    into the caches, a batch ahead of their use.
+def _prefetch_rows(X, rows, indptr, indices, values):
+    """Start loading the samples ``X[rows]``, or with a CSR index their part of it
+    (``indices`` and ``values``), into the caches, a batch ahead of their use.
 
     The rows of a shuffled epoch are scattered over ``X`` (157 MB for MNIST in
     float32), so without this every sample's first reads wait on memory. Measured, the
     first layer's forward of an MNIST epoch in batches of 10 (784 -> 30, float32): 0.048
     s in shuffled order, 0.027 s in file order.
     """
-    line = 64 // X.itemsize
-    for b in range(rows.size):
-        r = rows[b]
-        x = X[r]
-        for k in range(0, x.size, line):
-            prefetch(x, k)
-        if indptr.size > 0:
+    if indptr.size > 0:  # the index is all the first layer reads
+        for b in range(rows.size):
+            r = rows[b]
+            for p in range(indptr[r], indptr[r + 1], 64 // values.itemsize):
+                prefetch(values, p)
             for p in range(indptr[r], indptr[r + 1], 64 // indices.itemsize):
                 prefetch(indices, p)
+        return
+    line = 64 // X.itemsize
+    for b in range(rows.size):
+        x = X[rows[b]]
+        for k in range(0, x.size, line):
+            prefetch(x, k)
 
 
 @njit(cache=True)
@@ -340,11 +345,11 @@ def delta_buffers(params, layout, chunk):
 
 def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm, opt_code, hyper,
-                state, step, indptr, indices, nwork=1):
+                state, step, indptr, indices, values, nwork=1):
     """Train on the samples ``X[order]`` in mini-batches of ``batch_size``, in order.
 
-    ``indptr``/``indices`` are the CSR index of ``X``'s non-zeros (see ``nonzero_index``)
-    or empty; small batches then read only non-zero inputs.
+    ``indptr``/``indices``/``values`` are the CSR index of ``X``'s non-zeros (see
+    ``nonzero_index``) or empty; small batches then read only non-zero inputs, from it.
 
     ``l2`` and ``l1`` add ``l2*w`` and ``l1*sign(w)`` to the mean gradient of the weights;
     ``max_norm > 0`` rescales each unit's incoming weights to at most that norm after
@@ -371,7 +376,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     if batch_size <= chunk and batch_size < blas_min and clip_norm == 0:
         args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                indices)
+                indices, values)
         kernels = fused_kernels(*args)
         epoch = _fused_epoch(args, kernels)
         return epoch(*args, *(k.dispatcher for k in kernels))
@@ -383,7 +388,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
 @njit(cache=True)
 def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       order, batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state,
-                      step, indptr, indices, gather, fwd_sparse, fwd_loops, act, out_delta,
+                      step, indptr, indices, values, gather, fwd_sparse, fwd_loops, act, out_delta,
                       bprop, upd_sparse, upd_layer, max_norm_cols, adaptive):
     """``train_epoch`` for small batches (at most one chunk, the loops, no BLAS).
 
@@ -392,9 +397,9 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     buffer is written or read back.
 
     With a non-empty ``indptr`` the first layer reads only the non-zero inputs of each
-    sample ``X[rows[b]]`` from the CSR index (``indptr``, ``indices``) instead of a
-    gathered copy. Both paths add the same terms in the same order, so they give bitwise
-    the same weights. A batch whose cost is not finite stops the epoch before its update.
+    sample ``X[rows[b]]``, from the CSR index (``indptr``, ``indices``, ``values``),
+    instead of a gathered copy. Both paths add the same terms in the same order, so they
+    give bitwise the same weights. A batch whose cost is not finite stops the epoch before its update.
 
     The batch loop and the batch's work are one compiled function on purpose: Numba
     re-optimises every callee's code in each caller, so each level of calls costs
@@ -424,7 +429,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         e = min(nsamp, s + batch_size)
         rows = order[s:e]
         B = e - s
-        _prefetch_rows(X, order[e:min(nsamp, e + batch_size)], indptr, indices)
+        _prefetch_rows(X, order[e:min(nsamp, e + batch_size)], indptr, indices, values)
         t = step[0]
         sc = step_scalars(opt_code, hyper, t)
         A0, T, lab = gather(X, Y, labels, use_labels, rows, acts, Tws, labws, not sparse)
@@ -435,7 +440,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
             W = _block(params, w_off, n, m)
             if l == 0 and sparse:  # the first layer from the CSR index
-                fwd_sparse(X, indptr, indices, rows, W, params[b_off:b_off + m], Z)
+                fwd_sparse(values, indptr, indices, rows, W, params[b_off:b_off + m], Z)
             else:
                 fwd_loops(A_prev, W, params[b_off:b_off + m], Z, l == 0)
             act(Z, A, codes[l], slope)
@@ -459,7 +464,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
             if l == 0 and sparse:
-                upd_sparse(W, params[b_off:b_off + m], X, indptr, indices, rows, D, state,
+                upd_sparse(W, params[b_off:b_off + m], values, indptr, indices, rows, D, state,
                            w_off, b_off, grow, G, touched, cnt, tb, ta, B, l2, l1,
                            opt_code, hyper, t, sc, adaptive)
             else:
@@ -506,7 +511,7 @@ _FUSED_KERNELS = {}
 
 def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                   batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                  indices):
+                  indices, values):
     """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
     in the order of its last arguments, for a call with these (its other) arguments.
     ``batch_size`` and ``chunk`` do not change them.
@@ -521,22 +526,23 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
 
     Measured with a script that times a fresh ``python`` process from ``import fastnn``
     to the end of a first epoch, empty ``NUMBA_CACHE_DIR`` (784-100-10, float32, batch
-    32, SGD with momentum, 5,000 MNIST samples; runs of the variants alternated): every kernel called by name 17.3-21.8 s (4 runs); these
-    kernels through pointers 13.1-16.0 s (5 runs); and with ``updates.adaptive_step``'s
-    empty kernel for SGD 12.6-15.1 s (7 runs). The epoch's time and its weights (sha256)
+    32, SGD with momentum, 5,000 MNIST samples; runs of the variants alternated): every
+    kernel called by name 17.3-21.8 s (4 runs); these kernels through pointers 13.1-16.0
+    s (5 runs); and with ``updates.adaptive_step``'s empty kernel for SGD 12.6-15.1 s
+    (7 runs). The epoch's time and its weights (sha256)
     were unchanged.
     """
     ty = numba.typeof
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
-            l1, max_norm, opt_code, hyper, state, step, indptr, indices)  # not the sizes
+            l1, max_norm, opt_code, hyper, state, step, indptr, indices, values)  # not sizes
     sparse = indptr.size > 0
     key = tuple(ty(a) for a in args) + (opt_code == SGD, sparse, max_norm > 0)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
     (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order,
-     t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr,
-     t_indices) = key[:len(args)]
+     t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr, t_indices,
+     t_values) = key[:len(args)]
     v1 = types.Array(t_params.dtype, 1, "C")   # views of the buffers (_block)
     v2 = types.Array(t_params.dtype, 2, "C")
     rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
@@ -553,13 +559,13 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     kernels = (
         gather,
         Kernel(forward_sparse if sparse else no_forward_sparse,
-               (t_X, t_indptr, t_indices, rows, v2, v1, v2)),
+               (t_values, t_indptr, t_indices, rows, v2, v1, v2)),
         Kernel(forward_loops, (v2, v2, v1, v2, yes)),
         Kernel(activate, (v2, v2, code, t_slope)),
         Kernel(output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
         Kernel(backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
         Kernel(fused_sparse_update if sparse else no_sparse_update,
-               (v2, v1, t_X, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
+               (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
                 types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
                 t_hyper, t_step.dtype, sc, t_adaptive)),
         Kernel(fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2, t_l1,
@@ -766,27 +772,69 @@ def nonzero_rows(X):
     return indptr, bad
 
 
-@njit(cache=True)
-def nonzero_columns(X, indptr):
-    """Column indices (int32) of the CSR index: row ``r``'s non-zero columns are
-    ``indices[indptr[r]:indptr[r + 1]]``, ascending.
+#: Whether Numba's LLVM has ``llvm.experimental.vector.compress`` (LLVM 19), which
+#: ``simd.store_nonzeros`` needs.
+VECTOR_COMPRESS = llvm_version_info >= (19,)
 
-    The fill is branch-free (every column is written, the cursor advances only past
-    non-zeros): a branch per MNIST pixel is mispredicted too often.
+
+def nonzero_entries(X, indptr):
+    """Column indices and values of the CSR index of ``X`` whose row pointer is
+    ``indptr`` (``nonzero_rows``): row ``r``'s non-zero columns are
+    ``indices[indptr[r]:indptr[r + 1]]``, ascending, and ``values`` the entries there.
+
+    The indices are uint16 when ``X`` has at most 65,536 columns, int32 otherwise; the
+    values have ``X``'s dtype. The first layer reads each sample's inputs from
+    ``values``, contiguous, instead of picking them out of its row of ``X``: a sample's
+    part of the index is then ~20 cache lines on MNIST (float32 values, uint16 indices)
+    instead of the row's 49 plus 10 of int32 indices, which the epoch has to bring in
+    from memory for every sample. Measured, the first layer's forward with the next
+    batch's prefetch, a shuffled MNIST epoch, 784 -> 100, float32 (best of 5, one run):
+    batch 32 0.057 s from ``X`` and int32 indices, 0.045 s so; batch 1 0.058 / 0.043 s.
+    It costs 6 bytes per non-zero in float32 (45 MB for MNIST's 50,000 training images)
+    instead of 4.
     """
     n, d = X.shape
-    buf = np.empty(indptr[n] + d, np.int32)   # + d: room for the last row's overwrites
+    nnz = int(indptr[n])
+    room = nnz + max(d, 16)   # the fills write past the last entry (see them)
+    indices = np.empty(room, np.uint16 if d <= 65536 else np.int32)
+    values = np.empty(room, X.dtype)
+    fill = _fill_nonzeros_vec if VECTOR_COMPRESS else _fill_nonzeros
+    fill(X, indptr, indices, values)
+    return indices[:nnz], values[:nnz]
+
+
+@njit(cache=True)
+def _fill_nonzeros(X, indptr, indices, values):
+    """``nonzero_entries``' fill, branch-free (every column is written, the cursor
+    advances only past non-zeros; it writes up to ``X.shape[1]`` entries past the end):
+    a branch per MNIST pixel is mispredicted too often."""
+    n, d = X.shape
     for r in range(n):
         x = X[r]
         q = indptr[r]
         for i in range(d):
-            buf[q] = i
-            q += x[i] != 0
-    return buf[:indptr[n]]
+            v = x[i]
+            indices[q] = i
+            values[q] = v
+            q += v != 0
 
 
 @njit(cache=True)
+def _fill_nonzeros_vec(X, indptr, indices, values):
+    """``_fill_nonzeros`` a register at a time (``simd.store_nonzeros``; it writes up to
+    a register's lanes past the end). Measured on MNIST's 50,000 float32 training
+    images, best of 5 in one run: 0.029 s with ``_fill_nonzeros``, 0.010 s so."""
+    n, d = X.shape
+    L = lanes(values)
+    for r in range(n):
+        x = X[r]
+        q = indptr[r]
+        for j in range(0, d, L):
+            q = store_nonzeros(x, j, indices, values, q)
+
+
 def nonzero_index(X):
-    """CSR index of the non-zero entries of ``X``: ``(indptr int64, indices int32)``."""
+    """CSR index of the non-zero entries of ``X``: ``(indptr, indices, values)``, the row
+    pointer (int64, ``nonzero_rows``), the columns and the values (``nonzero_entries``)."""
     indptr = nonzero_rows(X)[0]
-    return indptr, nonzero_columns(X, indptr)
+    return (indptr, *nonzero_entries(X, indptr))

@@ -251,7 +251,7 @@ def no_max_norm(W, max_norm, buf):
 
 
 @njit(cache=True)
-def no_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_off, g, G,
+def no_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
                      touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
                      adaptive):
     """``fused_sparse_update``'s stand-in for data without a CSR index: never called."""
@@ -464,7 +464,7 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
 
 
 @njit(cache=True)
-def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
+def _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta):
     """The first layer's summed gradient into ``G`` (as ``fused_sparse_update`` sums it,
     same order, same bits) for rows of up to ``dense.ROW_REGISTERS`` registers: a counting
     sort lists, for each input ``i``, the samples (in batch order) whose input ``i`` is
@@ -483,12 +483,11 @@ def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
         cnt[i + 2] += cnt[i + 1]
     for b in range(B):  # cnt[i + 1]: the next free place of input i's list
         r = rows[b]
-        x = X[r]
         for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
             i = np.uint64(indices[p])
             q = np.uint64(cnt[i + 1])
             tb[q] = b
-            ta[q] = x[i]
+            ta[q] = values[p]
             cnt[i + 1] = q + 1
     for i in range(n):  # input i's list is cnt[i] .. cnt[i + 1]
         q0 = cnt[i]
@@ -506,7 +505,7 @@ def _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta):
 
 
 @njit(cache=True)
-def _summed_gradient(X, indptr, indices, rows, D, G, touched):
+def _summed_gradient(values, indptr, indices, rows, D, G, touched):
     """The first layer's summed gradient into ``G`` (rows padded to whole registers):
     ``G[i] += x_bi D[b]`` for each sample ``b`` in batch order and each of its non-zero
     inputs ``i``; ``touched`` marks the rows with a term. Row-indexed loads and stores,
@@ -516,14 +515,13 @@ def _summed_gradient(X, indptr, indices, rows, D, G, touched):
     L = lanes(D[0])
     for b in range(rows.size):
         r = rows[b]
-        x = X[r]
         d = D[b]
         if m <= VEC_REGISTERS * L:  # the sample's delta held in registers
             d0 = vload(d, 0, m)
             d1 = vload(d, L, m)
             for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
                 i = np.uint64(indices[p])  # unsigned: no wraparound code
-                a = x[i]
+                a = values[p]
                 vstorepad(G, i, 0, vmadd(vloadpad(G, i, 0), a, d0))
                 if m > L:
                     vstorepad(G, i, L, vmadd(vloadpad(G, i, L), a, d1))
@@ -531,18 +529,19 @@ def _summed_gradient(X, indptr, indices, rows, D, G, touched):
         else:
             for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
                 i = np.uint64(indices[p])
-                a = x[i]
+                a = values[p]
                 for j in range(0, m, L):
                     vstorepad(G, i, j, vmadd(vloadpad(G, i, j), a, vload(d, j, m)))
                 touched[i] = 1
 
 
 @njit(cache=True)
-def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_off, g, G,
+def fused_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
                         touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
                         adaptive):
     """``fused_layer_update`` for the first layer, reading the batch's inputs from the
-    CSR index of ``X`` instead of a dense block.
+    CSR index of ``X`` (``indptr``, ``indices``, ``values``: ``train.nonzero_index``)
+    instead of a dense block.
 
     The gradient is summed in ``G`` (``n x m``, all zeros on entry and again on return):
     for each sample ``b`` in batch order and each of its non-zero inputs ``i``,
@@ -571,20 +570,18 @@ def fused_sparse_update(W, bias, X, indptr, indices, rows, D, state, w_off, b_of
         # (784 -> 100, float32) on its own: 0.76 s through a gradient buffer, 0.17 s so.
         r = rows[0]
         d = D[0]
-        x = X[r]
         for p in range(indptr[r], indptr[r + 1]):
-            i = indices[p]
-            a = x[i]
-            w = W[i]
+            a = values[p]
+            w = W[indices[p]]
             for j in range(m):
                 w[j] -= lr * (a * d[j])   # see _online_note
         for j in range(m):
             bias[j] -= lr * d[j]
         return
     if cnt.size > 0:  # the widths _sorted_gradient is for (see above it)
-        _sorted_gradient(X, indptr, indices, rows, D, G, touched, cnt, tb, ta)
+        _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta)
     else:
-        _summed_gradient(X, indptr, indices, rows, D, G, touched)
+        _summed_gradient(values, indptr, indices, rows, D, G, touched)
     if sgd and l1b == 0:
         _vec_rows_sgd(W, VW, G, touched, inv_b, l2c, lr, mu, like(W, 1.0) - damp, nesterov,
                       first, sparse_ok)
