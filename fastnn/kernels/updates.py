@@ -463,17 +463,13 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
 # 784-30-10 at batch 10 took 1.34-1.38 times as long with them sorted.
 
 
-@njit(cache=True)
-def _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta):
-    """The first layer's summed gradient into ``G`` (as ``fused_sparse_update`` sums it,
-    same order, same bits) for rows of up to ``dense.ROW_REGISTERS`` registers: a counting
-    sort lists, for each input ``i``, the samples (in batch order) whose input ``i`` is
-    non-zero, with their values; each row is summed over its list in registers and
-    stored once, and ``touched`` marks the rows with a term."""
-    n = G.shape[0]
-    m = D.shape[1]
+@njit(cache=True, inline="always")
+def _sort_terms(values, indptr, indices, rows, cnt, tb, ta):
+    """The batch's terms sorted by input (a counting sort): for each input ``i``, the
+    samples ``tb[cnt[i]:cnt[i + 1]]`` (in batch order) whose input ``i`` is non-zero,
+    with their values ``ta[...]``."""
+    n = cnt.size - 2
     B = rows.size
-    L = lanes(ta)
     cnt[:] = 0
     for b in range(B):  # unsigned indices below: no wraparound code
         r = rows[b]
@@ -489,19 +485,68 @@ def _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta):
             tb[q] = b
             ta[q] = values[p]
             cnt[i + 1] = q + 1
+
+
+@njit(cache=True, inline="always")
+def _row_sum(D, cnt, tb, ta, i, m):
+    """Input ``i``'s gradient row, ``sum_q ta[q] D[tb[q]]`` over its sorted terms in
+    order (``_sort_terms``), in eight registers (lanes past ``m`` stay 0)."""
+    z = vsplat(ta, 0.0)
+    acc = (z, z, z, z, z, z, z, z)
+    for q in range(np.uint64(cnt[i]), np.uint64(cnt[i + 1])):
+        acc = vmaddrow(acc, ta[q], D, tb[q], m)
+    return acc
+
+
+@njit(cache=True)
+def _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta):
+    """The first layer's summed gradient into ``G`` (as ``fused_sparse_update`` sums it,
+    same order, same bits) for rows of up to ``dense.ROW_REGISTERS`` registers: a counting
+    sort lists, for each input ``i``, the samples (in batch order) whose input ``i`` is
+    non-zero, with their values; each row is summed over its list in registers and
+    stored once, and ``touched`` marks the rows with a term."""
+    n = G.shape[0]
+    m = D.shape[1]
+    L = lanes(ta)
+    _sort_terms(values, indptr, indices, rows, cnt, tb, ta)
     for i in range(n):  # input i's list is cnt[i] .. cnt[i + 1]
-        q0 = cnt[i]
-        q1 = cnt[i + 1]
-        if q0 == q1:
+        if cnt[i] == cnt[i + 1]:
             continue
-        z = vsplat(ta, 0.0)
-        acc = (z, z, z, z, z, z, z, z)
-        for q in range(np.uint64(q0), np.uint64(q1)):
-            acc = vmaddrow(acc, ta[q], D, tb[q], m)
+        acc = _row_sum(D, cnt, tb, ta, i, m)
         for k in range(8):
             if k * L < m:
                 vstorepad(G, i, k * L, acc[k])
         touched[i] = 1
+
+
+@njit(cache=True)
+def _sorted_sgd(W, VW, values, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2, lr, mu,
+                keep, nesterov, first, sparse_ok):
+    """``_sorted_gradient`` followed by ``_vec_rows_sgd`` without the gradient buffer:
+    each row's SGD step (``_sgd_lanes``) takes its sum straight from the registers it
+    was summed in, a row without terms a zero sum (skipped with ``sparse_ok``). The same
+    operations on the same values as storing the sums and loading them back, so the
+    same bits.
+
+    Measured, an MNIST epoch of 784-100-10 at batch 32 with momentum, float32: the
+    first layer's update took 0.104 s through ``G`` and 0.088 s so (cycle counts of an
+    instrumented epoch); whole fits alternated in one process, best / median of 9,
+    0.936 / 0.956 of the time, same weights."""
+    n, m = W.shape
+    L = lanes(ta)
+    _sort_terms(values, indptr, indices, rows, cnt, tb, ta)
+    z = vsplat(ta, 0.0)
+    for i in range(n):  # input i's list is cnt[i] .. cnt[i + 1]
+        if cnt[i] == cnt[i + 1]:
+            if sparse_ok:
+                continue
+            acc = (z, z, z, z, z, z, z, z)
+        else:
+            acc = _row_sum(D, cnt, tb, ta, i, m)
+        for k in range(8):
+            if k * L < m:
+                _vec_lanes_sgd(W, VW, i, k * L, acc[k], inv_b, l2, lr, mu, keep, nesterov,
+                               first)
 
 
 @njit(cache=True)
@@ -549,7 +594,8 @@ def fused_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off,
     does, and ``touched[i]`` (zeros on entry and on return) marks the rows that got a
     term; with non-empty ``cnt``, ``tb``, ``ta`` the rows are summed instead in
     registers over the terms sorted by input (``_sorted_gradient``, for the widths
-    ``dense.ROW_REGISTERS`` names). With plain SGD and no L2 or L1 only the touched rows
+    ``dense.ROW_REGISTERS`` names; with SGD each row's step takes its sum from those
+    registers, ``_sorted_sgd``). With plain SGD and no L2 or L1 only the touched rows
     change; other rules update every row. The other arguments are
     ``fused_layer_update``'s.
 
@@ -578,14 +624,19 @@ def fused_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off,
         for j in range(m):
             bias[j] -= lr * d[j]
         return
-    if cnt.size > 0:  # the widths _sorted_gradient is for (see above it)
-        _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta)
-    else:
+    keep = like(W, 1.0) - damp
+    if cnt.size > 0 and sgd and l1b == 0:  # the widths _sorted_gradient is for
+        _sorted_sgd(W, VW, values, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2c, lr,
+                    mu, keep, nesterov, first, sparse_ok)
+    elif sgd and l1b == 0:
         _summed_gradient(values, indptr, indices, rows, D, G, touched)
-    if sgd and l1b == 0:
-        _vec_rows_sgd(W, VW, G, touched, inv_b, l2c, lr, mu, like(W, 1.0) - damp, nesterov,
-                      first, sparse_ok)
+        _vec_rows_sgd(W, VW, G, touched, inv_b, l2c, lr, mu, keep, nesterov, first,
+                      sparse_ok)
     else:
+        if cnt.size > 0:
+            _sorted_gradient(values, indptr, indices, rows, D, G, touched, cnt, tb, ta)
+        else:
+            _summed_gradient(values, indptr, indices, rows, D, G, touched)
         zero = like(W, 0.0)
         for i in range(n):
             gi = G[i, :m]
