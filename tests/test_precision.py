@@ -57,9 +57,9 @@ def _f32_cases():
         ("updates", "fused_layer_update"): (W, b, A, Z[:, :4], state, 0, 12, b.copy(), 2, 0.1,
                                             0.01, 0, hyper, 1, sc, sgd_step),
         ("updates", "fused_sparse_update"): (
-            W, b, v, ptr, ind, np.array([1, 0]), Z[:, :4], state, 0, 12, b.copy(), np.zeros((3, 16), f), np.zeros(3, np.uint8),
-            np.zeros(5, np.int64), np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0.01, 0,
-            hyper, 1, sc, sgd_step),
+            W, b, v, ptr, ind, np.array([1, 0]), Z[:, :4], state, 0, 12, b.copy(),
+            np.zeros((3, 16), f), np.zeros(3, np.uint8), np.zeros(5, np.int64),
+            np.zeros(6, np.int64), np.zeros(6, f), 2, 0.1, 0.01, 0, hyper, 1, sc, sgd_step),
         ("updates", "_summed_gradient"): (v, ptr, ind, np.array([1, 0]), Z[:, :4],
                                           np.zeros((3, 16), f), np.zeros(3, np.uint8)),
         ("updates", "_sorted_gradient"): (v, ptr, ind, np.array([1, 0]), Z[:, :4],
