@@ -572,8 +572,8 @@ class Network:
         on_begin = [cb.on_epoch_begin for cb in cbs if hasattr(cb, "on_epoch_begin")]
         on_batch = [cb.on_batch for cb in cbs if hasattr(cb, "on_batch")]
         indptr, indices, values = self._sparse_index(X, batch_size,
-                                             fused=not (clip_norm or layered),
-                                             indptr=scan[0] if scan else None)
+                                                     fused=not (clip_norm or layered),
+                                                     indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         nwork = _workers(chunk)
         for k in range(epochs):
