@@ -244,7 +244,7 @@ def test_nonzero_fills_match_numpy(fill, d, dtype):
     values = np.full(nnz + max(d, 16), 7, dtype)
     getattr(train, fill)(X, indptr, indices, values)
     rows, cols = np.nonzero(X)
-    assert np.array_equal(indptr, np.r_[0, np.cumsum(X != 0, axis=None)[np.cumsum([d] * 23) - 1]])
+    assert np.array_equal(indptr, np.r_[0, np.cumsum((X != 0).sum(1))])
     assert np.array_equal(indices[:nnz], cols)
     assert np.array_equal(values[:nnz], X[rows, cols], equal_nan=True)
 

@@ -388,8 +388,8 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
 @njit(cache=True)
 def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       order, batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state,
-                      step, indptr, indices, values, gather, fwd_sparse, fwd_loops, act, out_delta,
-                      bprop, upd_sparse, upd_layer, max_norm_cols, adaptive):
+                      step, indptr, indices, values, gather, fwd_sparse, fwd_loops, act,
+                      out_delta, bprop, upd_sparse, upd_layer, max_norm_cols, adaptive):
     """``train_epoch`` for small batches (at most one chunk, the loops, no BLAS).
 
     Each batch is gathered, run forward, and then each layer's gradient is applied as
@@ -399,7 +399,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     With a non-empty ``indptr`` the first layer reads only the non-zero inputs of each
     sample ``X[rows[b]]``, from the CSR index (``indptr``, ``indices``, ``values``),
     instead of a gathered copy. Both paths add the same terms in the same order, so they
-    give bitwise the same weights. A batch whose cost is not finite stops the epoch before its update.
+    give bitwise the same weights. A batch whose cost is not finite stops the epoch
+    before its update.
 
     The batch loop and the batch's work are one compiled function on purpose: Numba
     re-optimises every callee's code in each caller, so each level of calls costs
@@ -464,8 +465,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
             if l == 0 and sparse:
-                upd_sparse(W, params[b_off:b_off + m], values, indptr, indices, rows, D, state,
-                           w_off, b_off, grow, G, touched, cnt, tb, ta, B, l2, l1,
+                upd_sparse(W, params[b_off:b_off + m], values, indptr, indices, rows, D,
+                           state, w_off, b_off, grow, G, touched, cnt, tb, ta, B, l2, l1,
                            opt_code, hyper, t, sc, adaptive)
             else:
                 upd_layer(W, params[b_off:b_off + m], A_in, D, state, w_off, b_off, grow,
@@ -529,8 +530,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     32, SGD with momentum, 5,000 MNIST samples; runs of the variants alternated): every
     kernel called by name 17.3-21.8 s (4 runs); these kernels through pointers 13.1-16.0
     s (5 runs); and with ``updates.adaptive_step``'s empty kernel for SGD 12.6-15.1 s
-    (7 runs). The epoch's time and its weights (sha256)
-    were unchanged.
+    (7 runs). The epoch's time and its weights (sha256) were unchanged.
     """
     ty = numba.typeof
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
