@@ -250,7 +250,7 @@ def test_nonzero_fills_match_numpy(fill, d, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("width", [5, 8, 16, 17, 33, 40, 64, 100, 130])
+@pytest.mark.parametrize("width", [5, 8, 16, 17, 33, 40, 49, 64, 80, 90, 100, 130])
 @pytest.mark.parametrize("opt", ["plain", "momentum", "nesterov", "l2", "l1"])
 @pytest.mark.parametrize("batch_size", [1, 3, 10])
 def test_rows_of_every_register_width(monkeypatch, dtype, width, opt, batch_size):

@@ -15,7 +15,7 @@ from numba import njit
 
 from ._numeric import like, log1pexp
 from .activations import IDENTITY, SIGMOID, TANH, SOFTMAX, mul_derivative
-from .simd import lanes, vload, vmadd, vmaddrow, vstore
+from .simd import lanes, vload, vloadrow, vmadd, vmaddrow, vstore, vstorerow
 
 QUADRATIC = 0
 CROSS_ENTROPY = 1
@@ -252,6 +252,9 @@ def forward_sparse(values, indptr, indices, rows, W, bias, Z):
     B = rows.size
     m = W.shape[1]
     L = lanes(bias)
+    if 2 * L < m <= 7 * L:   # a register or more to skip (_sparse_rows8)
+        _sparse_rows8(values, indptr, indices, rows, W, bias, Z)
+        return
     for b in range(B):
         r = rows[b]
         z = Z[b]
@@ -275,6 +278,59 @@ def forward_sparse(values, indptr, indices, rows, W, bias, Z):
 @njit(cache=True)
 def no_forward_sparse(values, indptr, indices, rows, W, bias, Z):
     """``forward_sparse``'s stand-in for data without a CSR index: never called."""
+
+
+@njit(cache=True)
+def _sparse_rows8(values, indptr, indices, rows, W, bias, Z):
+    """``forward_sparse`` for rows of three to seven registers (``2*L < m <= 7*L``):
+    each sample's row summed in eight registers, those wholly past ``m`` skipped by a
+    branch each (LLVM takes the branches out of the loop) instead of computed on
+    masked-off lanes. Its own function: written into ``forward_sparse``'s loop, LLVM
+    left the branches in it (100 units 0.039 s instead of 0.035 s).
+
+    Measured, the first layer's forward of a shuffled MNIST epoch (float32, no
+    prefetch, best of 9 alternated in one process), new / all eight registers
+    computed, at batch 32: 40 units 0.64, 64 units 0.77-0.85, 70 units 0.81-0.89, 100
+    units 0.96-1.02; at batch 1: 40 units 0.72, 64 units 0.84-0.90, 100 units
+    0.99-1.03. Whole fits of 784-64-10 at batch 32 with momentum: 0.935 / 0.960 (best /
+    median of 9); 784-100-10 (configs B and D) unchanged within noise.
+    """
+    m = W.shape[1]
+    L = lanes(bias)
+    for b in range(rows.size):
+        r = rows[b]
+        a0 = vload(bias, 0, m)
+        a1 = vload(bias, L, m)
+        a2 = vload(bias, 2 * L, m)
+        a3 = vload(bias, 3 * L, m)
+        a4 = vload(bias, 4 * L, m)
+        a5 = vload(bias, 5 * L, m)
+        a6 = vload(bias, 6 * L, m)
+        a7 = vload(bias, 7 * L, m)
+        for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):  # no wraparound
+            i = np.uint64(indices[p])
+            a = values[p]
+            a0 = vmadd(a0, a, vloadrow(W, i, 0, m))
+            a1 = vmadd(a1, a, vloadrow(W, i, L, m))
+            a2 = vmadd(a2, a, vloadrow(W, i, 2 * L, m))
+            if m > 3 * L:
+                a3 = vmadd(a3, a, vloadrow(W, i, 3 * L, m))
+            if m > 4 * L:
+                a4 = vmadd(a4, a, vloadrow(W, i, 4 * L, m))
+            if m > 5 * L:
+                a5 = vmadd(a5, a, vloadrow(W, i, 5 * L, m))
+            if m > 6 * L:
+                a6 = vmadd(a6, a, vloadrow(W, i, 6 * L, m))
+            if m > 7 * L:
+                a7 = vmadd(a7, a, vloadrow(W, i, 7 * L, m))
+        vstorerow(Z, b, 0, m, a0)
+        vstorerow(Z, b, L, m, a1)
+        vstorerow(Z, b, 2 * L, m, a2)
+        vstorerow(Z, b, 3 * L, m, a3)
+        vstorerow(Z, b, 4 * L, m, a4)
+        vstorerow(Z, b, 5 * L, m, a5)
+        vstorerow(Z, b, 6 * L, m, a6)
+        vstorerow(Z, b, 7 * L, m, a7)
 
 
 @njit(cache=True, inline="always")
