@@ -29,6 +29,7 @@ SCRIPT = textwrap.dedent(r"""
     assert np.isfinite(net.params).all()
     kernels = {"forward_sparse": dense.forward_sparse,
                "fused_sparse_update": updates.fused_sparse_update,
+               "fused_sparse_sgd": updates.fused_sparse_sgd,
                "fused_layer_update": updates.fused_layer_update,
                "adaptive_region": updates._adaptive_region,
                "max_norm_columns": updates.max_norm_columns}
@@ -38,7 +39,7 @@ SCRIPT = textwrap.dedent(r"""
 
 
 @pytest.mark.parametrize("sparse,rule,max_norm,expected", [
-    (True, "sgd", None, ["forward_sparse", "fused_layer_update", "fused_sparse_update"]),
+    (True, "sgd", None, ["forward_sparse", "fused_layer_update", "fused_sparse_sgd"]),
     (False, "adam", 2.0, ["adaptive_region", "fused_layer_update", "max_norm_columns"]),
 ])
 def test_a_fit_compiles_only_the_kernels_it_runs(sparse, rule, max_norm, expected,

@@ -27,7 +27,7 @@ from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
 from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
-                      fused_sparse_update, max_norm_columns, no_max_norm,
+                      fused_sparse_sgd, fused_sparse_update, max_norm_columns, no_max_norm,
                       no_sparse_update, regularize_gradient, step_scalars)
 
 
@@ -505,8 +505,8 @@ def _fused_epoch(args, kernels):
     return epoch
 
 
-#: ``fused_kernels``' tuples, by the argument types, whether the rule is SGD, whether
-#: there is a CSR index and whether ``max_norm`` is on
+#: ``fused_kernels``' tuples, by the argument types, whether the rule is SGD (and
+#: without L1), whether there is a CSR index and whether ``max_norm`` is on
 _FUSED_KERNELS = {}
 
 
@@ -523,7 +523,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     ``layout``'s integers. The kernels this fit will not call (the sparse first layer
     without a CSR index, the max-norm step without ``max_norm``, the adaptive rules'
     step for SGD: ``updates.adaptive_step``) are empty stand-ins with their parameters,
-    so they are not compiled.
+    so they are not compiled; SGD without L1 gets the sparse first layer's update
+    without the other rules' branch (``updates.fused_sparse_sgd``).
 
     Measured with a script that times a fresh ``python`` process from ``import fastnn``
     to the end of a first epoch, empty ``NUMBA_CACHE_DIR`` (784-100-10, float32, batch
@@ -536,7 +537,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
             l1, max_norm, opt_code, hyper, state, step, indptr, indices, values)  # not sizes
     sparse = indptr.size > 0
-    key = tuple(ty(a) for a in args) + (opt_code == SGD, sparse, max_norm > 0)
+    plain = opt_code == SGD and l1 == 0   # updates.fused_sparse_sgd
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -564,7 +566,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
         Kernel(activate, (v2, v2, code, t_slope)),
         Kernel(output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
         Kernel(backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
-        Kernel(fused_sparse_update if sparse else no_sparse_update,
+        Kernel((fused_sparse_sgd if plain else fused_sparse_update) if sparse
+               else no_sparse_update,
                (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
                 types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
                 t_hyper, t_step.dtype, sc, t_adaptive)),
