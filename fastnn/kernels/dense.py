@@ -299,30 +299,11 @@ def _sparse_rows8(values, indptr, indices, rows, W, bias, Z):
     L = lanes(bias)
     for b in range(rows.size):
         r = rows[b]
-        a0 = vload(bias, 0, m)
-        a1 = vload(bias, L, m)
-        a2 = vload(bias, 2 * L, m)
-        a3 = vload(bias, 3 * L, m)
-        a4 = vload(bias, 4 * L, m)
-        a5 = vload(bias, 5 * L, m)
-        a6 = vload(bias, 6 * L, m)
-        a7 = vload(bias, 7 * L, m)
-        for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):  # no wraparound
-            i = np.uint64(indices[p])
-            a = values[p]
-            a0 = vmadd(a0, a, vloadrow(W, i, 0, m))
-            a1 = vmadd(a1, a, vloadrow(W, i, L, m))
-            a2 = vmadd(a2, a, vloadrow(W, i, 2 * L, m))
-            if m > 3 * L:
-                a3 = vmadd(a3, a, vloadrow(W, i, 3 * L, m))
-            if m > 4 * L:
-                a4 = vmadd(a4, a, vloadrow(W, i, 4 * L, m))
-            if m > 5 * L:
-                a5 = vmadd(a5, a, vloadrow(W, i, 5 * L, m))
-            if m > 6 * L:
-                a6 = vmadd(a6, a, vloadrow(W, i, 6 * L, m))
-            if m > 7 * L:
-                a7 = vmadd(a7, a, vloadrow(W, i, 7 * L, m))
+        init = (vload(bias, 0, m), vload(bias, L, m), vload(bias, 2 * L, m),
+                vload(bias, 3 * L, m), vload(bias, 4 * L, m), vload(bias, 5 * L, m),
+                vload(bias, 6 * L, m), vload(bias, 7 * L, m))
+        a0, a1, a2, a3, a4, a5, a6, a7 = row_sum8(init, values, indices, W, indptr[r],
+                                                  indptr[r + 1], m, L)
         vstorerow(Z, b, 0, m, a0)
         vstorerow(Z, b, L, m, a1)
         vstorerow(Z, b, 2 * L, m, a2)
@@ -331,6 +312,34 @@ def _sparse_rows8(values, indptr, indices, rows, W, bias, Z):
         vstorerow(Z, b, 5 * L, m, a5)
         vstorerow(Z, b, 6 * L, m, a6)
         vstorerow(Z, b, 7 * L, m, a7)
+
+
+@njit(cache=True, inline="always")
+def row_sum8(init, coef, rowidx, arr, q0, q1, m, L):
+    """``init[k] + sum_q coef[q] * arr[rowidx[q], k*L : (k+1)*L]`` over ``q0 <= q < q1``
+    in order, for the eight registers ``k`` of ``init`` (lanes masked at ``m``): a row
+    sum held in registers (``_sparse_rows8``, ``updates._row_sum``), each term loaded
+    straight from its row of ``arr`` (``simd.vloadrow``: no view), each multiply and add
+    rounded as in the scalar code. For rows of more than two registers; the registers
+    wholly past ``m`` are skipped by a branch each (see ``_sparse_rows8``)."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = init
+    for q in range(np.uint64(q0), np.uint64(q1)):  # unsigned: no wraparound code
+        i = np.uint64(rowidx[q])
+        a = coef[q]
+        a0 = vmadd(a0, a, vloadrow(arr, i, 0, m))
+        a1 = vmadd(a1, a, vloadrow(arr, i, L, m))
+        a2 = vmadd(a2, a, vloadrow(arr, i, 2 * L, m))
+        if m > 3 * L:
+            a3 = vmadd(a3, a, vloadrow(arr, i, 3 * L, m))
+        if m > 4 * L:
+            a4 = vmadd(a4, a, vloadrow(arr, i, 4 * L, m))
+        if m > 5 * L:
+            a5 = vmadd(a5, a, vloadrow(arr, i, 5 * L, m))
+        if m > 6 * L:
+            a6 = vmadd(a6, a, vloadrow(arr, i, 6 * L, m))
+        if m > 7 * L:
+            a7 = vmadd(a7, a, vloadrow(arr, i, 7 * L, m))
+    return a0, a1, a2, a3, a4, a5, a6, a7
 
 
 @njit(cache=True, inline="always")
