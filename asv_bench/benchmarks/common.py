@@ -393,8 +393,9 @@ SPARSE_BATCHES = [1, 10, 32]
 
 
 def _csr_case(batch, dtype):
-    """``batch`` raw MNIST-like rows, their CSR index (with the non-zero values since
-    this commit's kernels read them from it instead of ``X``) and the rows of a batch."""
+    """``batch`` raw MNIST-like rows, their CSR index and the rows of a batch. The index
+    holds the non-zero values since 5605f8a, whose kernels read them from it instead of
+    from ``X`` (for older commits they are taken from ``X``, unused)."""
     X = np.ascontiguousarray(mnist_like(batch)[0].astype(dtype))
     index = kernel("train", "nonzero_index")(X)
     indptr, indices = index[:2]
