@@ -11,6 +11,7 @@ from . import schedules as _sched
 from ._validation import check_int, check_real, check_targets, check_X
 from .callbacks import HOOKS, EarlyStopping, History, ProgressBar, _DisplayCallback
 from .initializers import INITIALIZERS, initialize
+from .kernels import halves as _kh
 from .kernels import layers as _kl
 from .kernels import threads as _threads
 from .kernels import train as _kt
@@ -41,7 +42,9 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 def _workers(chunk):
     """Parts a kernel may compute at once: Numba's threads for the BLAS path
     (``threads.workers``, which starts the pool), 1 below it (no parallel loop runs, and
-    the pool stays unstarted, so a fork of this process keeps Numba's parallel loops)."""
+    the pool stays unstarted, so a fork of this process keeps Numba's parallel loops;
+    ``fit`` asks for the threads all the same when small batches would run the first
+    layer in two halves, ``kernels.halves``)."""
     return _threads.workers() if chunk >= BLAS_MIN_BATCH else 1
 
 
@@ -576,6 +579,10 @@ class Network:
                                                      indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         nwork = _workers(chunk)
+        if indptr.size and _kh.halves_pay(self.sizes[1], batch_size, opt.code, l1, max_norm,
+                                          True):
+            # the first layer in two halves on two threads (same bits); starts the pool
+            nwork = _threads.workers()
         for k in range(epochs):
             epoch = self.epochs_trained
             lr = rates[k] if sched is None else _rate(sched.lr, k)

@@ -15,7 +15,7 @@ from conftest import run_with_threads
 
 SCRIPT = textwrap.dedent(r"""
     import json, numpy as np, fastnn as fnn
-    from fastnn.kernels import dense, updates
+    from fastnn.kernels import dense, halves, updates
     sparse, rule, max_norm = SPARSE, RULE, MAX_NORM
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 40))
@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(r"""
         X[rng.random(X.shape) < 0.8] = 0       # a CSR index: the sparse first layer
     y = rng.integers(0, 3, 200)
     opt = fnn.SGD(0.05, momentum=0.9) if rule == "sgd" else fnn.Adam(0.01)
-    net = fnn.Network([40, 16, 3], hidden="relu", seed=0)
+    net = fnn.Network([40, 24, 3], hidden="relu", seed=0)   # sparse: halves 16 + 8
     net.fit(X, y, epochs=1, batch_size=8, optimizer=opt, max_norm=max_norm,
             progress=False)
     assert np.isfinite(net.params).all()
@@ -32,14 +32,16 @@ SCRIPT = textwrap.dedent(r"""
                "fused_sparse_sgd": updates.fused_sparse_sgd,
                "fused_layer_update": updates.fused_layer_update,
                "adaptive_region": updates._adaptive_region,
-               "max_norm_columns": updates.max_norm_columns}
+               "max_norm_columns": updates.max_norm_columns,
+               "first_layer_halves": halves.first_layer_halves}
     print(json.dumps(sorted(k for k, d in kernels.items() if d.signatures),
                      separators=(",", ":")))
 """)
 
 
 @pytest.mark.parametrize("sparse,rule,max_norm,expected", [
-    (True, "sgd", None, ["forward_sparse", "fused_layer_update", "fused_sparse_sgd"]),
+    (True, "sgd", None, ["first_layer_halves", "forward_sparse", "fused_layer_update",
+                         "fused_sparse_sgd"]),
     (False, "adam", 2.0, ["adaptive_region", "fused_layer_update", "max_norm_columns"]),
 ])
 def test_a_fit_compiles_only_the_kernels_it_runs(sparse, rule, max_norm, expected,

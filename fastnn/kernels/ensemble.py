@@ -25,7 +25,7 @@ from .train import fused_kernels, train_epoch_fused
 
 
 def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, upd_sparse,
-                   upd_layer, max_norm_cols, adaptive, params, layout, codes, slope,
+                   upd_layer, max_norm_cols, adaptive, halves, params, layout, codes, slope,
                    cost_code, X, Y, labels, use_labels, orders, batch_size, chunk, l2, l1,
                    max_norm, opt_code, hyper, states, steps, indptr, indices, values, active,
                    loss, correct, done):
@@ -37,8 +37,8 @@ def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, 
             lo, co, dn = epoch(params[k], layout, codes, slope, cost_code, X, Y, labels,
                                use_labels, orders[k], batch_size, chunk, l2, l1, max_norm,
                                opt_code, hyper[k], states[k], steps[k], indptr, indices,
-                               values, gather, fwd_sparse, fwd_loops, act, out_delta, bprop,
-                               upd_sparse, upd_layer, max_norm_cols, adaptive)
+                               values, 0, gather, fwd_sparse, fwd_loops, act, out_delta,
+                               bprop, upd_sparse, upd_layer, max_norm_cols, adaptive, halves)
             loss[k] = lo
             correct[k] = co
             done[k] = dn
@@ -69,7 +69,7 @@ def train_members_fused(params, layout, codes, slope, cost_code, X, Y, labels, u
     # the kernels it calls (which depend on the rule, not only on the types)
     row = (params[0], layout, codes, slope, cost_code, X, Y, labels, use_labels, orders[0],
            batch_size, chunk, l2, l1, max_norm, opt_code, hyper[0], states[0], steps[0],
-           indptr, indices, values)
+           indptr, indices, values, 0)   # 0: the first layer whole (one thread each)
     kernels = fused_kernels(*row)
     key = tuple(numba.typeof(a) for a in args)
     loop = _LOOPS.get(key)

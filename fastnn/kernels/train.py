@@ -24,6 +24,8 @@ from .activations import activate, keeps_z
 from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta_loops,
                     forward, forward_compact, forward_loops, forward_sparse, gradients,
                     gradients_compact, no_forward_sparse, output_delta)
+from .halves import (first_layer_halves, half_buffers, halves_delta, halves_in, halves_out,
+                     no_first_layer_halves, split_column)
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
 from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
@@ -358,7 +360,9 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     ``train_epoch_blas``, whose loops serve small chunks); 0 turns either off.
 
     ``nwork`` is the number of parts of a large batch (of ``chunk`` rows each) computed
-    at once, one per thread (``batch_gradient``); it does not change the result.
+    at once, one per thread (``batch_gradient``); with 2 or more, small batches may run
+    the first layer's two halves on two threads (``halves.split_column``). Neither
+    changes the result.
 
     The last batch may be smaller; its gradient is averaged over its own size. ``step``
     (an int64 array of one element) counts optimizer steps and is advanced here.
@@ -374,9 +378,11 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     kernel, of which the unused BLAS path took ~7 s.
     """
     if batch_size <= chunk and batch_size < blas_min and clip_norm == 0:
+        split = split_column(layout[0, 3], batch_size, opt_code, l1, max_norm,
+                             indptr.size > 0, nwork)
         args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                indices, values)
+                indices, values, split)
         kernels = fused_kernels(*args)
         epoch = _fused_epoch(args, kernels)
         return epoch(*args, *(k.dispatcher for k in kernels))
@@ -388,8 +394,9 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
 @njit(cache=True)
 def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       order, batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state,
-                      step, indptr, indices, values, gather, fwd_sparse, fwd_loops, act,
-                      out_delta, bprop, upd_sparse, upd_layer, max_norm_cols, adaptive):
+                      step, indptr, indices, values, split, gather, fwd_sparse, fwd_loops,
+                      act, out_delta, bprop, upd_sparse, upd_layer, max_norm_cols, adaptive,
+                      halves):
     """``train_epoch`` for small batches (at most one chunk, the loops, no BLAS).
 
     Each batch is gathered, run forward, and then each layer's gradient is applied as
@@ -409,6 +416,11 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     (``fused_kernels``): called by name, their code would be optimised and compiled again
     here. (Separate arguments, not a tuple: Numba warns that first-class functions are
     experimental at every call with a tuple of them.)
+
+    ``split > 0`` (``halves.split_column``; only with a CSR index) cuts the first layer
+    into two column halves at column ``split``, run by two threads (``halves``,
+    ``halves.first_layer_halves``): same bits, the layer's update deferred into the
+    next batch's forward. The halves are copied in here and back before returning.
     """
     offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     nsamp = order.size
@@ -426,6 +438,16 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_gradient's lists
     tb = np.empty(batch_size * n0 if sort else 0, np.int64)
     ta = np.empty(batch_size * n0 if sort else 0, params.dtype)
+    cut = split if sparse else 0
+    w0, b0, m0 = layout[0, 0], layout[0, 1], layout[0, 3]
+    (HP, HS, HD, HZ, HG, Htouched, Hcnt, Htb, Hta,
+     Hg) = half_buffers(params, state, n0, m0, cut, batch_size)
+    if cut > 0:
+        halves_in(params, state, w0, b0, n0, m0, cut, HP, HS)
+    no_rows = order[:0]
+    urows = no_rows   # the batch whose first-layer update is pending (halves)
+    ut = step[0]
+    usc = step_scalars(opt_code, hyper, ut)
     for s in range(0, nsamp, batch_size):
         e = min(nsamp, s + batch_size)
         rows = order[s:e]
@@ -440,7 +462,12 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
             Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
             W = _block(params, w_off, n, m)
-            if l == 0 and sparse:  # the first layer from the CSR index
+            if l == 0 and cut > 0:  # the pending update, then this forward, by halves
+                halves(HP, HS, HD, HZ, HG, Htouched, Hcnt, Htb, Hta, Hg, cut, values,
+                       indptr, indices, urows, rows, Z, w_off - w_off, l2, l1, opt_code,
+                       hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
+                urows = no_rows
+            elif l == 0 and sparse:  # the first layer from the CSR index
                 fwd_sparse(values, indptr, indices, rows, W, params[b_off:b_off + m], Z)
             else:
                 fwd_loops(A_prev, W, params[b_off:b_off + m], Z, l == 0)
@@ -451,6 +478,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         lo, co = out_delta(_block(Zout, 0, B, m_out), Aout, T, lab, use_labels,
                            codes[L - 1], cost_code, D)
         if not math.isfinite(lo):
+            if cut > 0:
+                halves_out(params, state, w0, b0, n0, m0, cut, HP, HS)
             return loss, correct, s
         # backward, each layer updated as soon as the delta below it is known
         in_d1 = True  # the current delta lives in D1; the layer below's goes to the other
@@ -464,7 +493,12 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
                 bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
-            if l == 0 and sparse:
+            if l == 0 and cut > 0:  # deferred to the next forward (or the end)
+                halves_delta(D, cut, HD)
+                urows = rows
+                ut = t
+                usc = sc
+            elif l == 0 and sparse:
                 upd_sparse(W, params[b_off:b_off + m], values, indptr, indices, rows, D,
                            state, w_off, b_off, grow, G, touched, cnt, tb, ta, B, l2, l1,
                            opt_code, hyper, t, sc, adaptive)
@@ -477,6 +511,12 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         step[0] += 1
         loss += lo
         correct += co
+    if cut > 0:
+        if urows.size > 0:
+            halves(HP, HS, HD, HZ, HG, Htouched, Hcnt, Htb, Hta, Hg, cut, values, indptr,
+                   indices, urows, no_rows, _block(Zout, 0, 0, m0), w0 - w0, l2, l1,
+                   opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
+        halves_out(params, state, w0, b0, n0, m0, cut, HP, HS)
     return loss, correct, nsamp
 
 
@@ -512,7 +552,7 @@ _FUSED_KERNELS = {}
 
 def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                   batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                  indices, values):
+                  indices, values, split):
     """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
     in the order of its last arguments, for a call with these (its other) arguments.
     ``batch_size`` and ``chunk`` do not change them.
@@ -538,7 +578,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
             l1, max_norm, opt_code, hyper, state, step, indptr, indices, values)  # not sizes
     sparse = indptr.size > 0
     plain = opt_code == SGD and l1 == 0   # updates.fused_sparse_sgd
-    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0)
+    halved = sparse and split > 0
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -558,24 +599,35 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     t_adaptive = ty(adaptive)
     gather = Kernel(_gather, (t_X, t_Y, t_labels, t_use, rows, v1, v1, i64, yes))
     T, lab = gather.signature().return_type.types[1:]
+    fwd_sparse = Kernel(forward_sparse if sparse else no_forward_sparse,
+                        (t_values, t_indptr, t_indices, rows, v2, v1, v2))
+    upd_sparse = Kernel((fused_sparse_sgd if plain else fused_sparse_update) if sparse
+                        else no_sparse_update,
+                        (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
+                         v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
+                         t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive))
+    # halves.half_buffers' arrays, then the other arguments of first_layer_halves
+    halves = Kernel(first_layer_halves if halved else no_first_layer_halves,
+                    (types.Array(t_params.dtype, 2, "C"), types.Array(t_state.dtype, 3, "C"),
+                     v2, v2, types.Array(t_params.dtype, 3, "C"),
+                     types.Array(types.uint8, 2, "C"), types.Array(types.int64, 2, "C"),
+                     types.Array(types.int64, 2, "C"), v2, v2, ty(split), t_values,
+                     t_indptr, t_indices, rows, rows, v2, off, t_l2, t_l1, t_opt, t_hyper,
+                     t_step.dtype, sc, t_adaptive, ty(upd_sparse), ty(fwd_sparse)))
     kernels = (
         gather,
-        Kernel(forward_sparse if sparse else no_forward_sparse,
-               (t_values, t_indptr, t_indices, rows, v2, v1, v2)),
+        fwd_sparse,
         Kernel(forward_loops, (v2, v2, v1, v2, yes)),
         Kernel(activate, (v2, v2, code, t_slope)),
         Kernel(output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
         Kernel(backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
-        Kernel((fused_sparse_sgd if plain else fused_sparse_update) if sparse
-               else no_sparse_update,
-               (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off, v1, v2,
-                types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2, t_l1, t_opt,
-                t_hyper, t_step.dtype, sc, t_adaptive)),
+        upd_sparse,
         Kernel(fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2, t_l1,
                                     t_opt, t_hyper, t_step.dtype, sc, t_adaptive)),
         Kernel(max_norm_columns if max_norm > 0 else no_max_norm,
                (v2, t_max_norm, v1)),
         adaptive,
+        halves,
     )
     _FUSED_KERNELS[key] = kernels
     return kernels
