@@ -16,10 +16,10 @@ from conftest import make_problem, run_with_threads
 
 def test_where_the_layer_is_cut():
     """Two threads, a CSR index, SGD without L1, no max_norm, batches of 2 or more and
-    more than 16 units: a cut at the multiple of 16 nearest to half the width."""
+    more than 32 units: a cut at the multiple of 16 nearest to half the width."""
     cut = {m: halves.split_column(m, 32, SGD, 0.0, 0.0, True, 2)
-           for m in (16, 17, 30, 48, 100, 130, 512)}
-    assert cut == {16: 0, 17: 16, 30: 16, 48: 32, 100: 48, 130: 64, 512: 256}
+           for m in (16, 30, 32, 33, 40, 48, 100, 130, 512)}
+    assert cut == {16: 0, 30: 0, 32: 0, 33: 16, 40: 16, 48: 32, 100: 48, 130: 64, 512: 256}
     ok = dict(m=100, batch_size=32, opt_code=SGD, l1=0.0, max_norm=0.0, sparse=True,
               nwork=2)
     assert halves.split_column(**ok) == 48
@@ -45,7 +45,7 @@ class Spy:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("width", [17, 30, 33, 48, 100, 130])
+@pytest.mark.parametrize("width", [33, 40, 48, 64, 100, 130])
 @pytest.mark.parametrize("opt", ["plain", "momentum", "nesterov", "l2"])
 @pytest.mark.parametrize("batch_size", [2, 7])
 def test_halves_give_the_whole_layers_bits(monkeypatch, dtype, width, opt, batch_size):

@@ -20,6 +20,7 @@ epoch itself calls through pointers (``train.fused_kernels``) are passed along.
 import numba
 from numba import njit, prange, types
 
+from .halves import half_buffers
 from .pointers import first_class_functions
 from .train import fused_kernels, train_epoch_fused
 
@@ -27,8 +28,8 @@ from .train import fused_kernels, train_epoch_fused
 def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, upd_sparse,
                    upd_layer, max_norm_cols, adaptive, halves, params, layout, codes, slope,
                    cost_code, X, Y, labels, use_labels, orders, batch_size, chunk, l2, l1,
-                   max_norm, opt_code, hyper, states, steps, indptr, indices, values, active,
-                   loss, correct, done):
+                   max_norm, opt_code, hyper, states, steps, indptr, indices, values, H,
+                   active, loss, correct, done):
     """The parallel loop; ``epoch`` is ``train_epoch_fused`` as a function pointer,
     followed by the pointers it takes (``train.fused_kernels``)."""
     K = params.shape[0]
@@ -37,7 +38,7 @@ def _train_members(epoch, gather, fwd_sparse, fwd_loops, act, out_delta, bprop, 
             lo, co, dn = epoch(params[k], layout, codes, slope, cost_code, X, Y, labels,
                                use_labels, orders[k], batch_size, chunk, l2, l1, max_norm,
                                opt_code, hyper[k], states[k], steps[k], indptr, indices,
-                               values, 0, gather, fwd_sparse, fwd_loops, act, out_delta,
+                               values, 0, H, gather, fwd_sparse, fwd_loops, act, out_delta,
                                bprop, upd_sparse, upd_layer, max_norm_cols, adaptive, halves)
             loss[k] = lo
             correct[k] = co
@@ -62,14 +63,15 @@ def train_members_fused(params, layout, codes, slope, cost_code, X, Y, labels, u
     diverged (see ``train.train_epoch``). Inactive members' entries are left as they
     were.
     """
+    H = half_buffers(params[0], states[0], layout, 0, batch_size)   # empty: no halves
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, orders,
             batch_size, chunk, l2, l1, max_norm, opt_code, hyper, states, steps, indptr,
-            indices, values, active, loss, correct, done)
+            indices, values, H, active, loss, correct, done)
     # the epoch kernel's arguments for one member's row, as Network.fit passes them, and
     # the kernels it calls (which depend on the rule, not only on the types)
     row = (params[0], layout, codes, slope, cost_code, X, Y, labels, use_labels, orders[0],
            batch_size, chunk, l2, l1, max_norm, opt_code, hyper[0], states[0], steps[0],
-           indptr, indices, values, 0)   # 0: the first layer whole (one thread each)
+           indptr, indices, values, 0, H)   # 0: the first layer whole (a thread a member)
     kernels = fused_kernels(*row)
     key = tuple(numba.typeof(a) for a in args)
     loop = _LOOPS.get(key)

@@ -7,8 +7,10 @@ every batch). ``train.train_epoch_fused`` can instead hold the layer as two matr
 columns ``[0, c)`` and ``[c, m)`` of ``W`` (with their bias, velocity and work
 buffers), and run each on its own thread: the batch's update of one half and the next
 batch's forward through it, in one parallel region per batch
-(``first_layer_halves``). Each thread keeps its half in its own core's L2 and never
-writes a cache line the other reads.
+(``first_layer_halves``). Each thread keeps its half in its own core's L2; the two
+share only the batch's index (read) and the rows of its output ``Z`` (a cache line a
+row where the halves meet). The caller copies the layer into the halves before the
+epoch and back after it (``copy_halves``, numpy: a few hundred KB).
 
 Every weight, velocity and output unit goes through exactly the operations of the
 whole layer, in the same order (a unit's sums run over the same inputs in the same
@@ -35,6 +37,12 @@ walk all of them (the halves only split the units). With one region for the upda
 another for the forward (two a batch), the first layer alone took 0.78-1.0 of the
 whole layer's time instead of 0.70-0.83 with one. Batch 1 keeps the whole layer
 (``split_column``): a region costs ~1-2 us to start and end.
+
+Compile time (empty cache, config B, per-kernel times of a monkeypatched
+``Dispatcher.compile``): ``first_layer_halves`` 1.8-2.6 s, a parallel region being
+costly to compile. The copies and buffers are numpy, not kernels: as a phase of the
+region they made it 3.7-3.8 s, as kernels of their own 0.4 s each, and both grew the
+epoch's compile.
 """
 import numpy as np
 from numba import njit, prange
@@ -61,24 +69,26 @@ def halves_pay(m, batch_size, opt_code, l1, max_norm, sparse):
     """Whether a first layer of ``m`` units is cut into halves, given two threads: with
     a CSR index (``sparse``), SGD (with or without momentum) without L1, no
     ``max_norm``, batches of at least 2 (one sample a batch would pay for a parallel
-    region per sample) and more than ``HALF_ALIGN`` units. The halves were measured
-    under these conditions only (module docstring)."""
+    region per sample) and more than ``2 * HALF_ALIGN`` units: at 30 units the halves
+    gained 5-12% with momentum and nothing without (config A, module docstring). The
+    halves were measured under these conditions only."""
     return (sparse and opt_code == SGD and l1 == 0 and max_norm <= 0 and batch_size >= 2
-            and m > HALF_ALIGN)
+            and m > 2 * HALF_ALIGN)
 
 
-@njit(cache=True)
-def half_buffers(params, state, n, m, c, batch):
-    """The halves' arrays for a first layer ``n x m`` cut at column ``c`` (none if
-    ``c`` is 0), row ``h`` for half ``h``: parameters ``P`` (the half's ``W``, ``n x
-    m_h``, then its bias), optimizer state ``S`` (``state``'s rows, laid out as ``P``),
-    deltas ``Dh`` and outputs ``Zh`` (``batch x m_h``), and the update's work buffers
-    ``G`` (zeros), ``touched`` (zeros), ``cnt``, ``tb``, ``ta``, ``g`` (as
-    ``train_epoch_fused`` gives them to the whole layer)."""
+def half_buffers(params, state, layout, c, batch):
+    """The halves' arrays (numpy, allocated per epoch call) for the first layer of
+    ``layout`` cut at column ``c`` (none if ``c`` is 0), row ``h`` for half ``h``:
+    parameters ``P`` (the half's ``W``, ``n x m_h``, then its bias), optimizer state
+    ``S`` (``state``'s rows, laid out as ``P``), deltas ``Dh`` and outputs ``Zh``
+    (``batch x m_h``), and the update's work buffers ``G`` (zeros), ``touched``
+    (zeros), ``cnt``, ``tb``, ``ta``, ``g`` (as ``train_epoch_fused`` gives them to the
+    whole layer)."""
+    n, m = int(layout[0, 2]), int(layout[0, 3])
     H = 2 if c > 0 else 0
-    mh = max(c, m - c)
-    L = lanes(params)
-    pad = (mh + L - 1) // L * L
+    mh = max(c, m - c) if c > 0 else 0
+    L = 64 // params.itemsize    # lanes of a 512-bit register (simd.lanes)
+    pad = -(-mh // L) * L
     size = n * mh + mh
     dt = params.dtype
     return (np.empty((H, size), dt), np.empty((H, state.shape[0], size), state.dtype),
@@ -88,80 +98,57 @@ def half_buffers(params, state, n, m, c, batch):
             np.empty((H, batch * n), dt), np.empty((H, pad), dt))
 
 
-@njit(cache=True, inline="always")
-def _half(h, c, m):
-    """Half ``h``'s first column and width."""
-    return (0, c) if h == 0 else (c, m - c)
-
-
-@njit(cache=True)
-def halves_in(params, state, w_off, b_off, n, m, c, P, S):
-    """Copy the first layer's weights, bias and their state into the halves."""
-    for h in range(2):
-        c0, mh = _half(h, c, m)
-        for i in range(n):
-            for j in range(mh):
-                P[h, i * mh + j] = params[w_off + i * m + c0 + j]
-                for r in range(state.shape[0]):
-                    S[h, r, i * mh + j] = state[r, w_off + i * m + c0 + j]
-        for j in range(mh):
-            P[h, n * mh + j] = params[b_off + c0 + j]
-            for r in range(state.shape[0]):
-                S[h, r, n * mh + j] = state[r, b_off + c0 + j]
-
-
-@njit(cache=True)
-def halves_out(params, state, w_off, b_off, n, m, c, P, S):
-    """Copy the halves back into the first layer's weights, bias and state."""
-    for h in range(2):
-        c0, mh = _half(h, c, m)
-        for i in range(n):
-            for j in range(mh):
-                params[w_off + i * m + c0 + j] = P[h, i * mh + j]
-                for r in range(state.shape[0]):
-                    state[r, w_off + i * m + c0 + j] = S[h, r, i * mh + j]
-        for j in range(mh):
-            params[b_off + c0 + j] = P[h, n * mh + j]
-            for r in range(state.shape[0]):
-                state[r, b_off + c0 + j] = S[h, r, n * mh + j]
-
-
-@njit(cache=True)
-def halves_delta(D, c, Dh):
-    """Copy the first layer's delta ``D`` (``B x m``) into the halves' ``Dh``."""
-    B, m = D.shape
-    for h in range(2):
-        c0, mh = _half(h, c, m)
-        for b in range(B):
-            for j in range(mh):
-                Dh[h, b * mh + j] = D[b, c0 + j]
+def copy_halves(params, state, layout, c, H, into):
+    """Copy the first layer's weights, bias and their state into the halves ``H``
+    (``into``) or back out of them."""
+    w_off, b_off, n, m = (int(v) for v in layout[0])
+    k = state.shape[0]
+    W = params[w_off:w_off + n * m].reshape(n, m)
+    SW = state[:, w_off:w_off + n * m].reshape(k, n, m)
+    for h, (c0, c1) in enumerate(((0, c), (c, m))):
+        mh = c1 - c0
+        pairs = ((H[0][h, :n * mh].reshape(n, mh), W[:, c0:c1]),
+                 (H[0][h, n * mh:n * mh + mh], params[b_off + c0:b_off + c1]),
+                 (H[1][h, :, :n * mh].reshape(k, n, mh), SW[:, :, c0:c1]),
+                 (H[1][h, :, n * mh:n * mh + mh], state[:, b_off + c0:b_off + c1]))
+        for half, whole in pairs:
+            if into:
+                half[...] = whole
+            else:
+                whole[...] = half
 
 
 @njit(cache=True, parallel=True)
-def first_layer_halves(P, S, Dh, Zh, G, touched, cnt, tb, ta, g, c, values, indptr,
-                       indices, urows, frows, Z, w_off, l2, l1, opt_code, hyper, t, sc,
-                       adaptive, upd, fwd):
-    """One parallel region, a thread per half: the first layer's update from the batch
-    ``urows`` (if any; its deltas in ``Dh``, its step ``t`` and ``sc``), then the
-    forward of the batch ``frows`` (if any) into ``Z``'s columns. ``upd`` and ``fwd``
-    are the whole layer's kernels (``train.fused_kernels``), called on each half;
-    ``w_off`` is a zero of the layout's integer type (the halves' offsets)."""
+def first_layer_halves(H, c, values, indptr, indices, urows, D, frows, Z, w_off, l2, l1,
+                       opt_code, hyper, t, sc, adaptive, upd, fwd):
+    """One parallel region, a thread per half of the first layer (``H``:
+    ``half_buffers``, cut at column ``c``): the layer's update from the batch ``urows``
+    (if any: its deltas ``D``, step ``t`` and ``sc``), then the forward of the batch
+    ``frows`` (if any) into ``Z``'s columns. ``upd`` and ``fwd`` are the whole layer's
+    kernels (``train.fused_kernels``), called on each half; ``w_off`` is a zero of the
+    layout's integer type (the halves' offsets)."""
+    P, S, Dh, Zh, G, touched, cnt, tb, ta, g = H
     n = G.shape[1]
     m = Z.shape[1]
-    L = lanes(P[0])
+    L = lanes(g[0])
     for h in prange(2):
-        c0, mh = _half(h, c, m)
+        c0 = 0 if h == 0 else c
+        mh = c if h == 0 else m - c
         W = P[h][:n * mh].reshape(n, mh)
         bias = P[h][n * mh:n * mh + mh]
         Bu = urows.size
         if Bu > 0:
+            dh = Dh[h][:Bu * mh].reshape(Bu, mh)
+            for b in range(Bu):
+                for j in range(mh):
+                    dh[b, j] = D[b, c0 + j]
             # the term lists for the widths _sorted_gradient is for, as for the whole
             sort = VEC_REGISTERS * L < mh <= ROW_REGISTERS * L
             k = n + 2 if sort else 0
             kt = Bu * n if sort else 0
-            upd(W, bias, values, indptr, indices, urows, Dh[h][:Bu * mh].reshape(Bu, mh),
-                S[h], w_off, w_off + n * mh, g[h], G[h], touched[h], cnt[h][:k],
-                tb[h][:kt], ta[h][:kt], Bu, l2, l1, opt_code, hyper, t, sc, adaptive)
+            upd(W, bias, values, indptr, indices, urows, dh, S[h], w_off, w_off + n * mh,
+                g[h], G[h], touched[h], cnt[h][:k], tb[h][:kt], ta[h][:kt], Bu, l2, l1,
+                opt_code, hyper, t, sc, adaptive)
         Bf = frows.size
         if Bf > 0:
             zh = Zh[h][:Bf * mh].reshape(Bf, mh)
@@ -172,8 +159,7 @@ def first_layer_halves(P, S, Dh, Zh, G, touched, cnt, tb, ta, g, c, values, indp
 
 
 @njit(cache=True)
-def no_first_layer_halves(P, S, Dh, Zh, G, touched, cnt, tb, ta, g, c, values, indptr,
-                          indices, urows, frows, Z, w_off, l2, l1, opt_code, hyper, t, sc,
-                          adaptive, upd, fwd):
+def no_first_layer_halves(H, c, values, indptr, indices, urows, D, frows, Z, w_off, l2, l1,
+                          opt_code, hyper, t, sc, adaptive, upd, fwd):
     """``first_layer_halves``' stand-in for fits that keep the layer whole: never
     called."""

@@ -24,8 +24,8 @@ from .activations import activate, keeps_z
 from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta_loops,
                     forward, forward_compact, forward_loops, forward_sparse, gradients,
                     gradients_compact, no_forward_sparse, output_delta)
-from .halves import (first_layer_halves, half_buffers, halves_delta, halves_in, halves_out,
-                     no_first_layer_halves, split_column)
+from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
+                     split_column)
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
 from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
@@ -380,12 +380,18 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
     if batch_size <= chunk and batch_size < blas_min and clip_norm == 0:
         split = split_column(layout[0, 3], batch_size, opt_code, l1, max_norm,
                              indptr.size > 0, nwork)
+        H = half_buffers(params, state, layout, split, batch_size)
         args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                indices, values, split)
+                indices, values, split, H)
         kernels = fused_kernels(*args)
         epoch = _fused_epoch(args, kernels)
-        return epoch(*args, *(k.dispatcher for k in kernels))
+        if split:
+            copy_halves(params, state, layout, split, H, True)
+        out = epoch(*args, *(k.dispatcher for k in kernels))
+        if split:
+            copy_halves(params, state, layout, split, H, False)
+        return out
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
                             use_labels, order, batch_size, chunk, blas_min, l2, l1, max_norm,
                             clip_norm, opt_code, hyper, state, step, nwork)
@@ -394,7 +400,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
 @njit(cache=True)
 def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       order, batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state,
-                      step, indptr, indices, values, split, gather, fwd_sparse, fwd_loops,
+                      step, indptr, indices, values, split, H, gather, fwd_sparse, fwd_loops,
                       act, out_delta, bprop, upd_sparse, upd_layer, max_norm_cols, adaptive,
                       halves):
     """``train_epoch`` for small batches (at most one chunk, the loops, no BLAS).
@@ -418,9 +424,10 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     experimental at every call with a tuple of them.)
 
     ``split > 0`` (``halves.split_column``; only with a CSR index) cuts the first layer
-    into two column halves at column ``split``, run by two threads (``halves``,
-    ``halves.first_layer_halves``): same bits, the layer's update deferred into the
-    next batch's forward. The halves are copied in here and back before returning.
+    into two column halves at column ``split``, held in ``H`` (``halves.half_buffers``,
+    which the caller fills before and copies back after: ``halves.copy_halves``) and
+    run by two threads (``halves``, ``halves.first_layer_halves``): same bits, the
+    layer's update deferred into the next batch's forward.
     """
     offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
     nsamp = order.size
@@ -439,15 +446,12 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     tb = np.empty(batch_size * n0 if sort else 0, np.int64)
     ta = np.empty(batch_size * n0 if sort else 0, params.dtype)
     cut = split if sparse else 0
-    w0, b0, m0 = layout[0, 0], layout[0, 1], layout[0, 3]
-    (HP, HS, HD, HZ, HG, Htouched, Hcnt, Htb, Hta,
-     Hg) = half_buffers(params, state, n0, m0, cut, batch_size)
-    if cut > 0:
-        halves_in(params, state, w0, b0, n0, m0, cut, HP, HS)
     no_rows = order[:0]
-    urows = no_rows   # the batch whose first-layer update is pending (halves)
+    urows = no_rows   # the batch whose first-layer update is pending (halves), its delta
+    uD = _block(D1, 0, 0, layout[0, 3])
     ut = step[0]
     usc = step_scalars(opt_code, hyper, ut)
+    zero = layout[0, 0] - layout[0, 0]   # the halves' offsets, in the layout's type
     for s in range(0, nsamp, batch_size):
         e = min(nsamp, s + batch_size)
         rows = order[s:e]
@@ -463,9 +467,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
             W = _block(params, w_off, n, m)
             if l == 0 and cut > 0:  # the pending update, then this forward, by halves
-                halves(HP, HS, HD, HZ, HG, Htouched, Hcnt, Htb, Hta, Hg, cut, values,
-                       indptr, indices, urows, rows, Z, w_off - w_off, l2, l1, opt_code,
-                       hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
+                halves(H, cut, values, indptr, indices, urows, uD, rows, Z, zero, l2, l1,
+                       opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
                 urows = no_rows
             elif l == 0 and sparse:  # the first layer from the CSR index
                 fwd_sparse(values, indptr, indices, rows, W, params[b_off:b_off + m], Z)
@@ -478,8 +481,6 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         lo, co = out_delta(_block(Zout, 0, B, m_out), Aout, T, lab, use_labels,
                            codes[L - 1], cost_code, D)
         if not math.isfinite(lo):
-            if cut > 0:
-                halves_out(params, state, w0, b0, n0, m0, cut, HP, HS)
             return loss, correct, s
         # backward, each layer updated as soon as the delta below it is known
         in_d1 = True  # the current delta lives in D1; the layer below's goes to the other
@@ -494,7 +495,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
             if l == 0 and cut > 0:  # deferred to the next forward (or the end)
-                halves_delta(D, cut, HD)
+                uD = D   # not overwritten before the next batch's forward
                 urows = rows
                 ut = t
                 usc = sc
@@ -511,12 +512,9 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         step[0] += 1
         loss += lo
         correct += co
-    if cut > 0:
-        if urows.size > 0:
-            halves(HP, HS, HD, HZ, HG, Htouched, Hcnt, Htb, Hta, Hg, cut, values, indptr,
-                   indices, urows, no_rows, _block(Zout, 0, 0, m0), w0 - w0, l2, l1,
-                   opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
-        halves_out(params, state, w0, b0, n0, m0, cut, HP, HS)
+    if urows.size > 0:   # the last batch's first-layer update (halves)
+        halves(H, cut, values, indptr, indices, urows, uD, no_rows, uD, zero, l2, l1,
+               opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
     return loss, correct, nsamp
 
 
@@ -552,7 +550,7 @@ _FUSED_KERNELS = {}
 
 def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                   batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                  indices, values, split):
+                  indices, values, split, H):
     """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
     in the order of its last arguments, for a call with these (its other) arguments.
     ``batch_size`` and ``chunk`` do not change them.
@@ -606,14 +604,10 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
                         (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
                          v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
                          t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive))
-    # halves.half_buffers' arrays, then the other arguments of first_layer_halves
     halves = Kernel(first_layer_halves if halved else no_first_layer_halves,
-                    (types.Array(t_params.dtype, 2, "C"), types.Array(t_state.dtype, 3, "C"),
-                     v2, v2, types.Array(t_params.dtype, 3, "C"),
-                     types.Array(types.uint8, 2, "C"), types.Array(types.int64, 2, "C"),
-                     types.Array(types.int64, 2, "C"), v2, v2, ty(split), t_values,
-                     t_indptr, t_indices, rows, rows, v2, off, t_l2, t_l1, t_opt, t_hyper,
-                     t_step.dtype, sc, t_adaptive, ty(upd_sparse), ty(fwd_sparse)))
+                    (ty(H), ty(split), t_values, t_indptr, t_indices, rows, v2, rows, v2, off,
+                     t_l2, t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive,
+                     ty(upd_sparse), ty(fwd_sparse)))
     kernels = (
         gather,
         fwd_sparse,
