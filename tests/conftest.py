@@ -5,7 +5,9 @@ import sys
 import numpy as np
 import pytest
 
+import fastnn as fnn
 from fastnn import costs
+from fastnn import reference as ref
 
 
 def rel_err(a, b):
@@ -14,6 +16,20 @@ def rel_err(a, b):
         a, b = np.concatenate([x.ravel() for x in a]), np.concatenate([x.ravel() for x in b])
     a, b = np.asarray(a, float), np.asarray(b, float)
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+def run_both(net, X, y, epochs, batch_size, lr, l2, opt_kw, shuffle=True):
+    """Train ``net`` with SGD and the NumPy reference (``reference.train_sgd``) from the
+    same weights on the same sample orders; the relative difference of the results."""
+    W0 = [w.copy() for w in net.weights]
+    b0 = [b.copy() for b in net.biases]
+    n = len(X)
+    orders = [net._perm(e, n) if shuffle else np.arange(n) for e in range(epochs)]
+    net.fit(X, y, epochs=epochs, batch_size=batch_size, l2=l2, shuffle=shuffle,
+            optimizer=fnn.SGD(lr=lr, **opt_kw), progress=False)
+    Ws, bs = ref.train_sgd(W0, b0, X, y, net.hidden, net.output, net.cost, orders,
+                           min(batch_size, n), lr, l2=l2, slope=net.leaky_slope, **opt_kw)
+    return rel_err(net.weights + net.biases, Ws + bs)
 
 
 def run_with_threads(script, n, timeout=900, **env_extra):

@@ -8,7 +8,7 @@ import fastnn as fnn
 from fastnn import reference as ref
 from fastnn.network import BLAS_MIN_BATCH, CHUNK
 
-from conftest import HIDDEN, PAIRS, make_problem, rel_err
+from conftest import HIDDEN, PAIRS, make_problem, rel_err, run_both
 
 OPTIMIZERS = {
     "plain": dict(momentum=0.0),
@@ -16,18 +16,6 @@ OPTIMIZERS = {
     "nesterov": dict(momentum=0.9, nesterov=True),
     "dampening": dict(momentum=0.8, dampening=0.3),
 }
-
-
-def run_both(net, X, y, epochs, batch_size, lr, l2, opt_kw, shuffle=True):
-    W0 = [w.copy() for w in net.weights]
-    b0 = [b.copy() for b in net.biases]
-    n = len(X)
-    orders = [net._perm(e, n) if shuffle else np.arange(n) for e in range(epochs)]
-    net.fit(X, y, epochs=epochs, batch_size=batch_size, l2=l2, shuffle=shuffle,
-            optimizer=fnn.SGD(lr=lr, **opt_kw), progress=False)
-    Ws, bs = ref.train_sgd(W0, b0, X, y, net.hidden, net.output, net.cost, orders,
-                           min(batch_size, n), lr, l2=l2, slope=net.leaky_slope, **opt_kw)
-    return rel_err(net.weights + net.biases, Ws + bs)
 
 
 @pytest.mark.parametrize("l2", [0.0, 0.05])

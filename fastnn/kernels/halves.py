@@ -23,9 +23,10 @@ that batch's forward through the first layer (the layers above and their deltas 
 read the first layer's weights), so the thread that updates a half then runs it
 forward, with nothing shared in between.
 
-Measured, whole fits of one epoch of MNIST's 50,000 training images (float32, relu /
-softmax, SGD 0.05 momentum 0.9, batch 32 unless said), alternated in one process with
-the whole layer (the commit before), new / old time, best / median of 5-7, weights'
+Measured with scripts outside the repository (2026-12-04). Whole fits of one epoch of
+MNIST's 50,000 training images (float32, relu / softmax, SGD 0.05 momentum 0.9, batch
+32 unless said), alternated in one process with a copy of the commit before (the whole
+layer) imported as a second package, new / old time, best / median of 5-7, weights'
 sha256 equal in every case: 784-100-10 (config B) 0.80 / 0.79; first layers of 40, 48,
 64, 80, 128, 256 units 0.82 / 0.82, 0.76 / 0.72, 0.98 / 0.95, 0.81 / 0.82, 0.88 / 0.87,
 0.58 / 0.58; 512 units at batch 16 0.62 / 0.61; 100 units at batch 2, 4, 10 0.81 /
@@ -33,9 +34,10 @@ sha256 equal in every case: 784-100-10 (config B) 0.80 / 0.79; first layers of 4
 / 0.87; config A (784-30-10 sigmoid, no momentum, batch 10) 0.92-1.01 / 0.98-1.05 in
 four runs: no gain, no loss above this machine's noise. Each half alone takes
 ~0.65-0.7 of the whole layer's time, not half: both sort all the batch's terms and
-walk all of them (the halves only split the units). With one region for the update and
-another for the forward (two a batch), the first layer alone took 0.78-1.0 of the
-whole layer's time instead of 0.70-0.83 with one. Batch 1 keeps the whole layer
+walk all of them (the halves only split the units; the first layer alone, B's shapes,
+random deltas). With one region for the update and
+another for the forward (two a batch), the first layer alone took 0.78-0.98 of the
+whole layer's time (median) instead of 0.70-0.82 with one. Batch 1 keeps the whole layer
 (``split_column``): a region costs ~1-2 us to start and end.
 
 Compile time (empty cache, config B, per-kernel times of a monkeypatched
@@ -47,9 +49,8 @@ epoch's compile.
 import numpy as np
 from numba import njit, prange
 
-from .dense import ROW_REGISTERS, VEC_REGISTERS
 from .simd import lanes
-from .updates import SGD
+from .updates import SGD, sorts_terms
 
 #: the cut is a multiple of this many columns: whole registers for float32 and float64
 HALF_ALIGN = 16
@@ -142,8 +143,7 @@ def first_layer_halves(H, c, values, indptr, indices, urows, D, frows, Z, w_off,
             for b in range(Bu):
                 for j in range(mh):
                     dh[b, j] = D[b, c0 + j]
-            # the term lists for the widths _sorted_gradient is for, as for the whole
-            sort = VEC_REGISTERS * L < mh <= ROW_REGISTERS * L
+            sort = sorts_terms(mh, L)   # the term lists, as for the whole layer
             k = n + 2 if sort else 0
             kt = Bu * n if sort else 0
             upd(W, bias, values, indptr, indices, urows, dh, S[h], w_off, w_off + n * mh,

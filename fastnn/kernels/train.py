@@ -21,16 +21,16 @@ from numba import njit, prange, types
 
 from ._numeric import like
 from .activations import activate, keeps_z
-from .dense import (ROW_REGISTERS, VEC_REGISTERS, backprop_delta, backprop_delta_loops,
-                    forward, forward_compact, forward_loops, forward_sparse, gradients,
-                    gradients_compact, no_forward_sparse, output_delta)
+from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
+                    forward_loops, forward_sparse, gradients, gradients_compact,
+                    no_forward_sparse, output_delta)
 from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
                      split_column)
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
 from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
                       fused_sparse_sgd, fused_sparse_update, max_norm_columns, no_max_norm,
-                      no_sparse_update, regularize_gradient, step_scalars)
+                      no_sparse_update, regularize_gradient, sorts_terms, step_scalars)
 
 
 @njit(cache=True, inline="always")
@@ -423,7 +423,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     here. (Separate arguments, not a tuple: Numba warns that first-class functions are
     experimental at every call with a tuple of them.)
 
-    ``split > 0`` (``halves.split_column``; only with a CSR index) cuts the first layer
+    ``split > 0`` (``halves.split_column``; needs a CSR index) cuts the first layer
     into two column halves at column ``split``, held in ``H`` (``halves.half_buffers``,
     which the caller fills before and copies back after: ``halves.copy_halves``) and
     run by two threads (``halves``, ``halves.first_layer_halves``): same bits, the
@@ -437,15 +437,15 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     m_out = layout[L - 1, 3]
     grow = np.empty(_max_width(layout), params.dtype)
     sparse = indptr.size > 0
+    whole = sparse and split == 0   # the sparse first layer whole (else H holds halves)
     n0 = layout[0, 2]
     vl = lanes(params)  # G's rows padded to whole registers (updates.fused_sparse_update)
-    G = np.zeros((n0 if sparse else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
-    touched = np.zeros(n0 if sparse else 0, np.uint8)
-    sort = sparse and VEC_REGISTERS * vl < layout[0, 3] <= ROW_REGISTERS * vl
+    G = np.zeros((n0 if whole else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
+    touched = np.zeros(n0 if whole else 0, np.uint8)
+    sort = whole and sorts_terms(layout[0, 3], vl)
     cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_gradient's lists
     tb = np.empty(batch_size * n0 if sort else 0, np.int64)
     ta = np.empty(batch_size * n0 if sort else 0, params.dtype)
-    cut = split if sparse else 0
     no_rows = order[:0]
     urows = no_rows   # the batch whose first-layer update is pending (halves), its delta
     uD = _block(D1, 0, 0, layout[0, 3])
@@ -466,8 +466,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
             Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
             W = _block(params, w_off, n, m)
-            if l == 0 and cut > 0:  # the pending update, then this forward, by halves
-                halves(H, cut, values, indptr, indices, urows, uD, rows, Z, zero, l2, l1,
+            if l == 0 and split > 0:  # the pending update, then this forward, by halves
+                halves(H, split, values, indptr, indices, urows, uD, rows, Z, zero, l2, l1,
                        opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
                 urows = no_rows
             elif l == 0 and sparse:  # the first layer from the CSR index
@@ -494,7 +494,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
                 Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
                 bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
-            if l == 0 and cut > 0:  # deferred to the next forward (or the end)
+            if l == 0 and split > 0:  # deferred to the next forward (or the end)
                 uD = D   # not overwritten before the next batch's forward
                 urows = rows
                 ut = t
@@ -513,7 +513,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         loss += lo
         correct += co
     if urows.size > 0:   # the last batch's first-layer update (halves)
-        halves(H, cut, values, indptr, indices, urows, uD, no_rows, uD, zero, l2, l1,
+        halves(H, split, values, indptr, indices, urows, uD, no_rows, uD, zero, l2, l1,
                opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
     return loss, correct, nsamp
 

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, types
 
 from ._numeric import like
-from .dense import VEC_REGISTERS, axpy_all, row_sum8, sum_rows
+from .dense import ROW_REGISTERS, VEC_REGISTERS, axpy_all, row_sum8, sum_rows
 from .pointers import Kernel
 from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmul, vsplat, vstorepad,
                    vstorerow, vsub)
@@ -461,6 +461,14 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
 # momentum, the first layer's update on its own (1,562 batches): 0.16 s adding into G
 # (0.12 s of it the terms), 0.09 s sorted. Narrower rows add into G: a whole epoch of
 # 784-30-10 at batch 10 took 1.34-1.38 times as long with them sorted.
+
+
+@njit(cache=True, inline="always")
+def sorts_terms(m, L):
+    """Whether a first layer of ``m`` units (``L`` lanes a register) sums its gradient
+    rows over sorted terms (``_sorted_gradient``; the note above), so that its update
+    needs the term lists ``cnt``, ``tb``, ``ta``."""
+    return VEC_REGISTERS * L < m <= ROW_REGISTERS * L
 
 
 @njit(cache=True, inline="always")
