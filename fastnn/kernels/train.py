@@ -19,6 +19,7 @@ import numpy as np
 from llvmlite.binding import llvm_version_info
 from numba import njit, prange, types
 
+from . import simd
 from ._numeric import like
 from .activations import activate, keeps_z
 from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
@@ -821,9 +822,10 @@ def nonzero_rows(X):
     return indptr, bad
 
 
-#: Whether Numba's LLVM has ``llvm.experimental.vector.compress`` (LLVM 19), which
-#: ``simd.store_nonzeros`` needs.
-VECTOR_COMPRESS = llvm_version_info >= (19,)
+#: Whether ``simd.store_nonzeros`` can pack a register: with AVX-512, Numba's LLVM
+#: needs ``llvm.experimental.vector.compress`` (LLVM 19); with AVX2 alone it packs by
+#: table lookups (``simd._pack_avx2``).
+VECTOR_COMPRESS = simd.AVX2 and (not simd.AVX512 or llvm_version_info >= (19,))
 
 
 def nonzero_entries(X, indptr):
