@@ -74,6 +74,20 @@ def sgemm_gflops(size=2048, repeat=5):
     return 2 * size ** 3 / best / 1e9
 
 
+def cpu_model():
+    """``", <model name>, <widest SIMD>"`` from ``/proc/cpuinfo`` (Linux), else ""."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return ""
+    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                 if ln.startswith("model name")), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("flags")), [])
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
+    return "".join(f", {x}" for x in (name, simd) if x)
+
+
 def _timed(fn):
     t = time.perf_counter()
     fn()
@@ -409,7 +423,7 @@ def main(argv=None):
         lines.append(line)
     table = "\n".join(lines)
     cmd = "python scripts/compare_peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    info = (f"{date.today()}, {os.cpu_count()} cores ({platform.machine()}), {source} data, "
+    info = (f"{date.today()}, {os.cpu_count()} cores ({platform.machine()}{cpu_model()}), {source} data, "
             f"{args.samples} samples per epoch, float32; numpy sgemm {gflops:.0f} GFLOP/s")
     print(table)
     print(info)

@@ -217,8 +217,9 @@ def test_nonzero_index_matches_numpy():
 @pytest.mark.parametrize("fill", ["_fill_nonzeros", "_fill_nonzeros_vec"])
 def test_nonzero_fills_match_numpy(fill, d, dtype):
     """Both fills of the index (the scalar loop and the register-wide one that
-    ``nonzero_entries`` takes with LLVM >= 19) give numpy's non-zeros, with -0.0 as zero
-    and NaN as non-zero, for rows shorter than, equal to and longer than a register."""
+    ``nonzero_entries`` takes with AVX2, or AVX-512 and LLVM >= 19: the packing this
+    machine's CPU has) give numpy's non-zeros, with -0.0 as zero and NaN as non-zero,
+    for rows shorter than, equal to and longer than a register."""
     from fastnn.kernels import train
     rng = np.random.default_rng(d)
     X = rng.standard_normal((23, d)).astype(dtype)
