@@ -82,8 +82,8 @@ def half_buffers(params, state, layout, c, batch):
     ``layout`` cut at column ``c`` (none if ``c`` is 0), row ``h`` for half ``h``, each
     half stored ``m_h = padded_width(...)`` columns wide (zeros past its units):
     parameters ``P`` (the half's ``W``, ``n x m_h``, then its bias), optimizer state
-    ``S`` (``state``'s rows, laid out as ``P``), deltas ``Dh`` and outputs ``Zh``
-    (``batch x m_h``), and the update's work buffers ``G`` (zeros), ``touched``
+    ``S`` (``state``'s rows, laid out as ``P``), deltas ``Dh`` (zeros: the padding
+    columns are never written) and outputs ``Zh`` (``batch x m_h``), and the update's work buffers ``G`` (zeros), ``touched``
     (zeros), ``cnt``, ``tb``, ``ta``, ``g`` (as ``train_epoch_fused`` gives them to the
     whole layer)."""
     n, m = int(layout[0, 2]), int(layout[0, 3])
@@ -92,7 +92,7 @@ def half_buffers(params, state, layout, c, batch):
     size = n * mh + mh
     dt = params.dtype
     return (np.zeros((H, size), dt), np.zeros((H, state.shape[0], size), state.dtype),
-            np.empty((H, batch * mh), dt), np.empty((H, batch * mh), dt),
+            np.zeros((H, batch * mh), dt), np.empty((H, batch * mh), dt),
             np.zeros((H, n, mh), dt), np.zeros((H, n), np.uint8),
             np.empty((H, n + 2), np.int64), np.empty((H, batch * n), np.int64),
             np.empty((H, batch * n), dt), np.empty((H, mh), dt))
@@ -157,10 +157,8 @@ def first_layer_halves(H, c, values, indptr, indices, urows, D, frows, Z, w_off,
         if Bu > 0:
             dh = Dh[h][:Bu * mh].reshape(Bu, mh)
             for b in range(Bu):
-                for j in range(w):
+                for j in range(w):   # the columns past w stay as allocated: zeros
                     dh[b, j] = D[b, c0 + j]
-                for j in range(w, mh):
-                    dh[b, j] = 0.0
             sort = sorts_terms(mh, L)   # the term lists, as for the whole layer
             k = n + 2 if sort else 0
             kt = Bu * n if sort else 0
