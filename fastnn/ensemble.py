@@ -6,7 +6,6 @@ import time
 
 import numba
 import numpy as np
-from scipy.special import xlogy
 
 from . import optimizers as _opt
 from ._validation import check_int, check_real, check_X
@@ -356,6 +355,9 @@ class Ensemble:
         else:
             T = Y.astype(np.float64)
         tiny = float(np.finfo(self.dtype).tiny)
+        # Imported here, not at the top: scipy.special takes ~0.3 s to import, a good
+        # part of `import fastnn` when the kernels come from the cache (measured).
+        from scipy.special import xlogy
         if net.cost == "quadratic":
             costs = 0.5 * ((P - T) ** 2).sum(axis=1)
         elif net.cost == "cross_entropy":
