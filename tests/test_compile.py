@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(r"""
         X[rng.random(X.shape) < 0.8] = 0       # a CSR index: the sparse first layer
     y = rng.integers(0, 3, 200)
     opt = fnn.SGD(0.05, momentum=0.9) if rule == "sgd" else fnn.Adam(0.01)
-    net = fnn.Network([40, 40, 3], hidden="relu", seed=0)   # sparse: halves 16 + 24
+    net = fnn.Network([40, 40, 3], hidden="relu", seed=0)   # sparse: halves 32 + 8
     net.fit(X, y, epochs=1, batch_size=8, optimizer=opt, max_norm=max_norm,
             progress=False)
     assert np.isfinite(net.params).all()

@@ -16,13 +16,15 @@ from conftest import make_problem, run_both, run_with_threads
 
 def test_where_the_layer_is_cut():
     """Two threads, a CSR index, SGD without L1, no max_norm, batches of 2 or more and
-    more than 32 units: a cut at the multiple of 16 nearest to half the width."""
+    more than 32 units: a cut at half the width rounded up to a multiple of 16 (the
+    first half, on the calling thread, the larger)."""
     cut = {m: halves.split_column(m, 32, SGD, 0.0, 0.0, True, 2)
-           for m in (16, 30, 32, 33, 40, 48, 100, 130, 512)}
-    assert cut == {16: 0, 30: 0, 32: 0, 33: 16, 40: 16, 48: 32, 100: 48, 130: 64, 512: 256}
+           for m in (16, 30, 32, 33, 40, 48, 64, 65, 100, 130, 512)}
+    assert cut == {16: 0, 30: 0, 32: 0, 33: 32, 40: 32, 48: 32, 64: 32, 65: 48, 100: 64,
+                   130: 80, 512: 256}
     ok = dict(m=100, batch_size=32, opt_code=SGD, l1=0.0, max_norm=0.0, sparse=True,
               nwork=2)
-    assert halves.split_column(**ok) == 48
+    assert halves.split_column(**ok) == 64
     for change in (dict(nwork=1), dict(batch_size=1), dict(opt_code=SGD + 1),
                    dict(l1=1e-4), dict(max_norm=3.0), dict(sparse=False)):
         assert halves.split_column(**dict(ok, **change)) == 0, change
@@ -122,7 +124,7 @@ FORK = textwrap.dedent(r"""
         queue.put((fit(), cuts))
 
     here = fit()
-    assert par._is_initialized and set(cuts) == {16}, cuts   # the halves ran here
+    assert par._is_initialized and set(cuts) == {32}, cuts   # the halves ran here
     cuts.clear()
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
