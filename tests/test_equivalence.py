@@ -270,3 +270,47 @@ def test_rows_of_every_register_width(monkeypatch, dtype, width, opt, batch_size
         net = fnn.Network([20, width, width], dtype=dtype, seed=4)
         err = run_both(net, X, y, 2, batch_size, 0.05, kw["l2"], sgd)
         assert err <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m", [1, 5, 8, 9, 10, 16, 17, 24, 31, 32, 33])
+@pytest.mark.parametrize("rule", ["momentum", "nesterov", "dampening", "l2"])
+def test_small_layer_flat_step_is_bitwise_the_row_loop(dtype, m, rule):
+    """``fused_layer_update`` steps a small layer whose every row changes (momentum or
+    L2) in one flat pass (``updates._flat_sgd``) when its buffer ``g`` has room for the
+    whole gradient, else row by row: the same weights, bias and velocity to the bit,
+    on a first step and later ones, with a unit that is zero for the whole batch. The
+    flat pass leaves the gradient in ``g`` (NaN before), which shows which path ran:
+    rows of up to two registers (64-byte registers: 16 float32 or 8 float64 lanes)."""
+    from fastnn.kernels.updates import SGD, adaptive_step, fused_layer_update
+    n, B = 100, 7
+    lr, l2, mu, damp, nest = 0.05, 0.0, 0.9, 0.0, 0.0
+    if rule == "nesterov":
+        nest = 1.0
+    elif rule == "dampening":
+        mu, damp = 0.8, 0.3
+    elif rule == "l2":
+        mu, l2 = 0.0, 0.02
+    hyper = np.array([lr, mu, damp, nest])
+    runs = []
+    for room in (True, False):
+        params = np.random.default_rng(1).standard_normal(n * m + m).astype(dtype)
+        state = np.zeros((1, params.size), dtype)
+        W, bias = params[:n * m].reshape(n, m), params[n * m:]
+        adaptive = adaptive_step(SGD, dtype, state, hyper)
+        data = np.random.default_rng(2)
+        for step in range(3):
+            A = np.maximum(data.standard_normal((B, n)), 0).astype(dtype)
+            A[:, 3] = 0.0                           # a unit no sample of the batch uses
+            D = data.standard_normal((B, m)).astype(dtype)
+            g = np.full(n * m + 2 * 16 + 1 if room else m, np.nan, dtype)
+            fused_layer_update(W, bias, A, D, state, 0, n * m, g, B, l2, 0.0, SGD, hyper,
+                               step, (0.0, 0.0, 0.0), adaptive)
+        runs.append((params, state, g))
+    (p_flat, s_flat, g_flat), (p_rows, s_rows, _) = runs
+    assert np.array_equal(p_flat, p_rows) and np.array_equal(s_flat, s_rows)
+    flat = m <= 2 * 64 // np.dtype(dtype).itemsize
+    assert np.isfinite(g_flat[m:n * m]).all() == flat
+    if flat:   # the last step's gradient, rows 1 .. n-1 (row 0's place is the bias's)
+        want = (A.astype(np.float64).T @ D.astype(np.float64)).ravel()[m:]
+        assert np.allclose(g_flat[m:n * m], want, rtol=1e-4, atol=1e-5)

@@ -29,7 +29,7 @@ from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_lay
                      split_column)
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
-from .updates import (SGD, adaptive_step, apply_update, fused_layer_update,
+from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, fused_layer_update,
                       fused_sparse_sgd, fused_sparse_update, max_norm_columns, no_max_norm,
                       no_sparse_update, regularize_gradient, sorts_terms, step_scalars)
 
@@ -436,7 +436,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     correct = 0
     L = layout.shape[0]
     m_out = layout[L - 1, 3]
-    grow = np.empty(_max_width(layout), params.dtype)
+    # a gradient row, or a small layer's flat gradient (updates.FLAT_MAX, _flat_sgd)
+    grow = np.empty(_max_width(layout) + FLAT_MAX + 2 * lanes(params), params.dtype)
     sparse = indptr.size > 0
     whole = sparse and split == 0   # the sparse first layer whole (else H holds halves)
     n0 = layout[0, 2]

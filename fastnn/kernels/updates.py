@@ -19,8 +19,8 @@ from numba import njit, types
 from ._numeric import like
 from .dense import ROW_REGISTERS, VEC_REGISTERS, axpy_all, row_sum8, sum_rows
 from .pointers import Kernel
-from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmul, vsplat, vstorepad,
-                   vstorerow, vsub)
+from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmul, vsplat, vstore,
+                   vstorepad, vstorerow, vsub)
 
 SGD = 0
 ADAM = 1       # AdamW is ADAM with the decoupled flag
@@ -422,9 +422,12 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
     L = lanes(gr)
     vec = sgd and l1b == 0 and m <= VEC_REGISTERS * L
     keep = like(W, 1.0) - damp
-    # online: no row left (one _bias_step below for both paths: each inlined copy of
-    # it, SGD's loops and all, cost compile time)
-    for i in range(0 if online else n):
+    flat = vec and not sparse_ok and n * m <= FLAT_MAX and g.size >= n * m + 2 * L
+    if flat:
+        _flat_sgd(W, VW, A_in, D, g, inv_b, l2c, lr, mu, damp, nesterov, first)
+    # online or flat: no row left (one _bias_step below for all paths: each inlined copy
+    # of it, SGD's loops and all, cost compile time)
+    for i in range(0 if online or flat else n):
         nonzero = False
         for b in range(B):
             if A_in[b, i] != 0:
@@ -452,6 +455,55 @@ def fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1, 
                   first, sgd, opt_code, hyper, sc, adaptive)
     _bias_step(bias, D, gr, vel, state, b_off, inv_b, lr, mu, damp, nesterov, first, sgd,
                opt_code, hyper, sc, adaptive)
+
+
+#: ``fused_layer_update`` steps a layer of at most this many weights (and rows of at most
+#: ``VEC_REGISTERS`` registers) in one flat pass when every row changes (momentum or L2):
+#: see ``_flat_sgd``. 4096 float32 weights are 16 KB, within the L1 data cache.
+FLAT_MAX = 4096
+
+
+@njit(cache=True)
+def _flat_sgd(W, VW, A_in, D, g, inv_b, l2, lr, mu, damp, nesterov, first):
+    """SGD with momentum or L2 on a small layer ``W`` (``n x m``, rows of at most two
+    registers) from the batch's ``A_in`` and ``D``: every row's summed gradient, in
+    registers as in ``fused_layer_update``'s row loop (same terms, same order), is
+    stored into ``g`` (``n * m + 2 * lanes`` long) as the flat ``n x m`` gradient, then
+    ``_sgd_region`` steps ``W`` and its velocity ``VW`` as one flat run: the same
+    operations on the same values as the row loop, so the same bits.
+
+    Every load and store here is a whole register: a row's loads of ``D`` read on into
+    the next row, and its stores write past its own ``m`` columns into the next row's
+    place in ``g``, which that row's stores then overwrite (rows go in order; the
+    lanes past ``m`` are never used). The row loop instead stores the rows of ``W`` and
+    the velocity partially, masked, twice a row: on AMD Zen 1 (AVX2) the update of
+    config B's 100 -> 10 layer took ~16-20% of an epoch that way (cycle counts of an
+    instrumented MNIST epoch)."""
+    B, n = A_in.shape
+    m = W.shape[1]
+    L = lanes(g)
+    Df = D.reshape(B * m)
+    z = vsplat(g, 0.0)
+    for i in range(n):
+        g0 = z
+        g1 = z
+        nonzero = False
+        for b in range(B):
+            if A_in[b, i] != 0:
+                nonzero = True
+                break
+        if nonzero:
+            for b in range(B):
+                a = A_in[b, i]
+                g0 = vmadd(g0, a, vload(Df, b * m, Df.size))
+                if m > L:
+                    g1 = vmadd(g1, a, vload(Df, b * m + L, Df.size))
+        vstore(g, i * m, g.size, g0)
+        if m > L:
+            vstore(g, i * m + L, g.size, g1)
+    nm = n * m
+    _sgd_region(W.reshape(nm), g, VW.reshape(nm), 0, nm, inv_b, l2, lr, mu, damp, nesterov,
+                first)
 
 
 # The first layer's gradient rows of more than VEC_REGISTERS and at most ROW_REGISTERS
