@@ -67,8 +67,9 @@ def split_column(m, batch_size, opt_code, l1, max_norm, sparse, nwork):
     calling thread (``prange`` iteration 0 is Numba's thread 0), which enters the
     region first and has just written (the deltas) or prefetched (the batch's index)
     what both halves read; the other thread joins it and reads them from the other
-    core (a likely cause, not measured apart). Measured on AMD Zen 1 (2026-12-04), whole fits of an MNIST epoch (relu /
-    softmax, float32, momentum 0.9, batch 32 unless said) alternated in one process,
+    core (a likely cause, not measured apart). Measured on AMD Zen 1 (2026-12-04),
+    whole fits of an MNIST epoch (relu / softmax, float32, momentum 0.9, batch 32
+    unless said) alternated in one process,
     cut rounded to nearest / up, best / median of 7-9, same weights: 100 units 48 / 64
     0.504 / 0.592 s vs 0.467 / 0.530 s; at batch 10 without momentum 0.664 / 0.694 vs
     0.597 / 0.610; 130 units 64 / 80 0.692 / 0.739 vs 0.643 / 0.687; 40 units 16 / 32
