@@ -274,12 +274,13 @@ def test_rows_of_every_register_width(monkeypatch, dtype, width, opt, batch_size
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("m", [1, 5, 8, 9, 10, 16, 17, 24, 31, 32, 33])
-@pytest.mark.parametrize("rule", ["momentum", "nesterov", "dampening", "l2"])
+@pytest.mark.parametrize("rule", ["plain", "momentum", "nesterov", "dampening", "l2"])
 def test_small_layer_flat_step_is_bitwise_the_row_loop(dtype, m, rule):
-    """``fused_layer_update`` steps a small layer whose every row changes (momentum or
-    L2) in one flat pass (``updates._flat_sgd``) when its buffer ``g`` has room for the
-    whole gradient, else row by row: the same weights, bias and velocity to the bit,
-    on a first step and later ones, with a unit that is zero for the whole batch. The
+    """``fused_layer_update`` steps a small layer under SGD in one flat pass
+    (``updates._flat_sgd``) when its buffer ``g`` has room for the whole gradient, else
+    row by row: the same weights, bias and velocity to the bit, on a first step and
+    later ones, with a unit that is zero for the whole batch (its row skipped by the
+    row loop under plain SGD, stepped by a zero gradient in the flat pass). The
     flat pass leaves the gradient in ``g`` (NaN before), which shows which path ran:
     rows of up to two registers (64-byte registers: 16 float32 or 8 float64 lanes)."""
     from fastnn.kernels.updates import SGD, adaptive_step, fused_layer_update
@@ -291,10 +292,14 @@ def test_small_layer_flat_step_is_bitwise_the_row_loop(dtype, m, rule):
         mu, damp = 0.8, 0.3
     elif rule == "l2":
         mu, l2 = 0.0, 0.02
+    elif rule == "plain":
+        mu = 0.0
     hyper = np.array([lr, mu, damp, nest])
     runs = []
     for room in (True, False):
         params = np.random.default_rng(1).standard_normal(n * m + m).astype(dtype)
+        params[3 * m] = -0.0                        # zeros of both signs in unit 3's row
+        params[3 * m + m // 2] = 0.0
         state = np.zeros((1, params.size), dtype)
         W, bias = params[:n * m].reshape(n, m), params[n * m:]
         adaptive = adaptive_step(SGD, dtype, state, hyper)
@@ -308,7 +313,7 @@ def test_small_layer_flat_step_is_bitwise_the_row_loop(dtype, m, rule):
                                step, (0.0, 0.0, 0.0), adaptive)
         runs.append((params, state, g))
     (p_flat, s_flat, g_flat), (p_rows, s_rows, _) = runs
-    assert np.array_equal(p_flat, p_rows) and np.array_equal(s_flat, s_rows)
+    assert p_flat.tobytes() == p_rows.tobytes() and s_flat.tobytes() == s_rows.tobytes()
     flat = m <= 2 * 64 // np.dtype(dtype).itemsize
     assert np.isfinite(g_flat[m:n * m]).all() == flat
     if flat:   # the last step's gradient, rows 1 .. n-1 (row 0's place is the bias's)
