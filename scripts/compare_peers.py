@@ -433,8 +433,9 @@ def main(argv=None):
         lines.append(line)
     table = "\n".join(lines)
     cmd = "python scripts/compare_peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    info = (f"{date.today()}, {os.cpu_count()} cores ({platform.machine()}{cpu_model()}), {source} data, "
-            f"{args.samples} samples per epoch, float32; numpy sgemm {gflops:.0f} GFLOP/s")
+    info = (f"{date.today()}, {os.cpu_count()} cores ({platform.machine()}{cpu_model()}), "
+            f"{source} data, {args.samples} samples per epoch, float32; "
+            f"numpy sgemm {gflops:.0f} GFLOP/s")
     print(table)
     print(info)
     more = ""

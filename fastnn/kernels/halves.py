@@ -67,10 +67,10 @@ def split_column(m, batch_size, opt_code, l1, max_norm, sparse, nwork):
     calling thread (``prange`` iteration 0 is Numba's thread 0), which enters the
     region first and has just written (the deltas) or prefetched (the batch's index)
     what both halves read; the other thread joins it and reads them from the other
-    core (a likely cause, not measured apart). Measured on AMD Zen 1 (2026-12-04),
-    whole fits of an MNIST epoch (relu / softmax, float32, momentum 0.9, batch 32
-    unless said) alternated in one process,
-    cut rounded to nearest / up, best / median of 7-9, same weights: 100 units 48 / 64
+    core (a likely cause, not measured apart). Measured on AMD Zen 1 (2026-12-04) with
+    a script outside the repository, whole fits of an MNIST epoch (relu / softmax,
+    float32, momentum 0.9, batch 32 unless said) alternated in one process, cut
+    rounded to nearest / up, best / median of 7-9, same weights: 100 units 48 / 64
     0.504 / 0.592 s vs 0.467 / 0.530 s; at batch 10 without momentum 0.664 / 0.694 vs
     0.597 / 0.610; 130 units 64 / 80 0.692 / 0.739 vs 0.643 / 0.687; 40 units 16 / 32
     0.420 / 0.494 vs 0.388 / 0.434; 200 units 96 / 112 0.869 / 0.986 vs 0.887 / 0.991
@@ -97,9 +97,9 @@ def half_buffers(params, state, layout, c, batch):
     half stored ``m_h = padded_width(...)`` columns wide (zeros past its units):
     parameters ``P`` (the half's ``W``, ``n x m_h``, then its bias), optimizer state
     ``S`` (``state``'s rows, laid out as ``P``), deltas ``Dh`` (zeros: the padding
-    columns are never written) and outputs ``Zh`` (``batch x m_h``), and the update's work buffers ``G`` (zeros), ``touched``
-    (zeros), ``cnt``, ``tb``, ``ta``, ``g`` (as ``train_epoch_fused`` gives them to the
-    whole layer)."""
+    columns are never written) and outputs ``Zh`` (``batch x m_h``), and the update's
+    work buffers ``G`` (zeros), ``touched`` (zeros), ``cnt``, ``tb``, ``ta``, ``g`` (as
+    ``train_epoch_fused`` gives them to the whole layer)."""
     n, m = int(layout[0, 2]), int(layout[0, 3])
     H = 2 if c > 0 else 0
     mh = padded_width.py_func(max(c, m - c)) if c > 0 else 0
