@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -374,6 +375,11 @@ def test_load_mnist_splits_small_files(tmp_path, monkeypatch, no_data_env):
     np.testing.assert_allclose(Xt, arrays[TEST_IMAGES].reshape(5, 16) / 255.0, rtol=1e-7)
     np.testing.assert_array_equal(np.concatenate([y, yv]), arrays[TRAIN_LABELS])
     np.testing.assert_array_equal(yt, arrays[TEST_LABELS])
+    # bitwise x / 255 in float32, in both halves of the rows (12 and 5: even and odd)
+    for got, raw in ((np.concatenate([X, Xv]), arrays[TRAIN_IMAGES]),
+                     (Xt, arrays[TEST_IMAGES])):
+        want = raw.reshape(len(raw), -1).astype(np.float32) / np.float32(255)
+        assert got.tobytes() == want.tobytes()
 
     (X, y), (Xv, yv), _ = load_mnist(validation=0, dtype="float64")
     assert X.shape == (12, 16) and X.dtype == np.float64
@@ -382,6 +388,23 @@ def test_load_mnist_splits_small_files(tmp_path, monkeypatch, no_data_env):
 
     with pytest.raises(ValueError, match="validation"):
         load_mnist(validation=12, download=False)
+
+
+def test_load_mnist_preloads_the_first_kernel_of_fit(tmp_path, monkeypatch, no_data_env):
+    """While the files are read, load_mnist loads ``nonzero_rows`` for its dtype (and
+    with it Numba's compiler target): ``kernels.train.preload``."""
+    import fastnn.kernels.train as kt
+
+    files, _ = make_mnist_like(n_train=4, n_test=2)
+    use_checksums(monkeypatch, MNIST_CHECKSUMS, files)
+    write_folder(tmp_path / "data", files)
+    calls = []
+    with monkeypatch.context() as patch:
+        patch.setattr(kt, "preload", lambda dtype: calls.append(np.dtype(dtype)))
+        load_mnist(tmp_path / "data", validation=1, dtype="float64", download=False)
+    assert calls == [np.dtype(np.float64)]
+    kt.preload(np.float32)
+    assert (numba.types.Array(numba.float32, 2, "C"),) in kt.nonzero_rows.signatures
 
 
 @pytest.mark.parametrize(
