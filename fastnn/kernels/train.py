@@ -26,7 +26,7 @@ from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compa
                     forward_loops, forward_sparse, gradients, gradients_compact,
                     no_forward_sparse, output_delta)
 from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
-                     split_column)
+                     rows_pay, split_column, split_rows_sgd)
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
 from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, fused_layer_update,
@@ -385,7 +385,9 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
                 indices, values, split, H)
-        kernels = fused_kernels(*args)
+        rows = nwork >= 2 and rows_pay(layout[0, 3], batch_size, opt_code, l1,
+                                       indptr.size > 0, params.itemsize)
+        kernels = fused_kernels(*args, split_rows=rows)
         epoch = _fused_epoch(args, kernels)
         if split:
             copy_halves(params, state, layout, split, H, True)
@@ -552,7 +554,7 @@ _FUSED_KERNELS = {}
 
 def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                   batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                  indices, values, split, H):
+                  indices, values, split, H, split_rows=False):
     """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
     in the order of its last arguments, for a call with these (its other) arguments.
     ``batch_size`` and ``chunk`` do not change them.
@@ -579,7 +581,9 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     sparse = indptr.size > 0
     plain = opt_code == SGD and l1 == 0   # updates.fused_sparse_sgd
     halved = sparse and split > 0
-    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved)
+    rows2 = sparse and plain and split_rows    # halves.split_rows_sgd
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved,
+                                        rows2)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -601,8 +605,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     T, lab = gather.signature().return_type.types[1:]
     fwd_sparse = Kernel(forward_sparse if sparse else no_forward_sparse,
                         (t_values, t_indptr, t_indices, rows, v2, v1, v2))
-    upd_sparse = Kernel((fused_sparse_sgd if plain else fused_sparse_update) if sparse
-                        else no_sparse_update,
+    upd_sparse = Kernel((split_rows_sgd if rows2 else fused_sparse_sgd if plain
+                         else fused_sparse_update) if sparse else no_sparse_update,
                         (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
                          v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
                          t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive))
