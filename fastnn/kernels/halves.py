@@ -41,6 +41,10 @@ another for the forward (two a batch), the first layer alone took 0.78-0.98 of t
 whole layer's time (median) instead of 0.70-0.82 with one. Batch 1 keeps the whole layer
 (``split_column``): a region costs ~1-2 us to start and end.
 
+Layers too narrow for the cut (at most two registers a row: config A's 30 units) update
+their rows in two halves instead, inputs ``[0, n/2)`` and ``[n/2, n)``, one per thread
+(``split_rows_sgd``), and run their forward on the calling thread.
+
 Compile time (empty cache, config B, per-kernel times of a monkeypatched
 ``Dispatcher.compile``): ``first_layer_halves`` 1.8-2.6 s, a parallel region being
 costly to compile. The copies and buffers are numpy, not kernels: as a phase of the
@@ -222,14 +226,17 @@ def split_rows_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_of
     last batch of one sample under plain SGD takes the online step, on the calling
     thread.
 
-    Measured on AMD Zen 1 (2026-12-04), whole fits of an MNIST epoch alternated in one
-    process with the commit before (one thread's update), best / median of 9-11, same
-    weights: config A (784-30-10 sigmoid, batch 10, no momentum) 0.93-0.96 /
-    0.95-0.97 of the time in three runs; the same with momentum 0.9 0.87 / 0.89. Less
-    than half the update's time is saved: thread 1 steps rows that the calling thread
-    reads in the next forward (and a region costs ~2.5 us to start and end). Import to
-    the end of a first epoch of A with an empty cache: 43.5-45.3 s against 44.1-44.9 s
-    (three runs each, alternated)."""
+    Measured on AMD Zen 1 (2026-12-04) with a script outside the repository, whole
+    fits of an MNIST epoch alternated in one process with the commit before (one
+    thread's update), new / old time, best of 7-11, same weights in every run: config A
+    (784-30-10 sigmoid, batch 10, no momentum) 0.93-0.96 in five runs (medians
+    0.95-0.97 in three; 1.28-1.30 in two on a busy machine); the same with momentum 0.9
+    0.87-0.91 in three runs. That is less than half of the update's share of A's batch
+    (about half, from cycle counts of an instrumented epoch); likely causes, not measured
+    apart: a parallel region costs ~2.5 us to start and end (an empty one, timed), and
+    the second thread steps rows that the calling thread then reads in the next
+    forward. Import to the end of a first epoch of A with an empty cache: 43.5-45.3 s
+    against 44.1-44.9 s (three runs each, alternated)."""
     n, m = W.shape
     (inv_b, l2c, l1b, lr, mu, damp, nesterov, sgd, sparse_ok, first, vel,
      VW) = _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step)
