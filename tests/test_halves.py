@@ -48,6 +48,16 @@ class Spy:
         monkeypatch.setattr(network._threads, "workers", lambda: n)
 
 
+def sgd_case(n, opt):
+    """``n`` samples of 20 inputs (input 4 unused by all), and the SGD keywords and L2
+    of the variant ``opt`` (plain, momentum, nesterov, l2)."""
+    X, y = make_problem("softmax", "log_likelihood", n=n, n_in=20, n_out=3, seed=5)
+    X[:, 4] = 0.0
+    sgd = dict(momentum=0.9 if opt in ("momentum", "nesterov") else 0.0,
+               nesterov=opt == "nesterov")
+    return X, y, sgd, 0.02 if opt == "l2" else 0.0
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("width", [33, 40, 48, 64, 100, 130])
 @pytest.mark.parametrize("opt", ["plain", "momentum", "nesterov", "l2"])
@@ -57,11 +67,7 @@ def test_halves_give_the_whole_layers_bits(monkeypatch, dtype, width, opt, batch
     every SGD variant, a last batch shorter than the others (30 = 4 * 7 + 2): the
     halves' weights are bitwise the whole layer's and, in float64, the NumPy
     reference's to 1e-10."""
-    X, y = make_problem("softmax", "log_likelihood", n=30, n_in=20, n_out=3, seed=5)
-    X[:, 4] = 0.0                                     # an input no sample uses
-    sgd = dict(momentum=0.9 if opt in ("momentum", "nesterov") else 0.0,
-               nesterov=opt == "nesterov")
-    l2 = 0.02 if opt == "l2" else 0.0
+    X, y, sgd, l2 = sgd_case(30, opt)
     params, cuts = [], []
     for threads in (1, 2):
         with monkeypatch.context() as m:
@@ -104,12 +110,8 @@ def test_row_halves_give_one_threads_bits(monkeypatch, dtype, width, opt, batch_
     against one thread: widths either side of one and two registers, every SGD
     variant, a last batch of one sample (29 = 4 * 7 + 1 = 14 * 2 + 1, the online step
     for plain SGD): bitwise the same weights."""
-    X, y = make_problem("softmax", "log_likelihood", n=29, n_in=20, n_out=3, seed=5)
-    X[:, 4] = 0.0                                     # an input no sample uses
+    X, y, sgd, l2 = sgd_case(29, opt)
     X[:, 15] = 0.0
-    sgd = dict(momentum=0.9 if opt in ("momentum", "nesterov") else 0.0,
-               nesterov=opt == "nesterov")
-    l2 = 0.02 if opt == "l2" else 0.0
     params, took = [], []
     for threads in (1, 2):
         with monkeypatch.context() as m:
