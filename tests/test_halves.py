@@ -109,7 +109,8 @@ def test_row_halves_give_one_threads_bits(monkeypatch, dtype, width, opt, batch_
     """``halves.split_rows_sgd`` (the first layer's rows in two halves, one per thread)
     against one thread: widths either side of one and two registers, every SGD
     variant, a last batch of one sample (29 = 4 * 7 + 1 = 14 * 2 + 1, the online step
-    for plain SGD): bitwise the same weights."""
+    for plain SGD): bitwise the same weights and, in float64, the NumPy reference's
+    to 1e-10."""
     X, y, sgd, l2 = sgd_case(29, opt)
     X[:, 15] = 0.0
     params, took = [], []
@@ -122,6 +123,9 @@ def test_row_halves_give_one_threads_bits(monkeypatch, dtype, width, opt, batch_
             net = fnn.Network([20, width, 3], dtype=dtype, seed=4)
             net.fit(X, y, epochs=2, batch_size=batch_size, optimizer=fnn.SGD(0.05, **sgd),
                     l2=l2, progress=False)
+            if dtype == "float64" and threads == 2:
+                net_ref = fnn.Network([20, width, 3], dtype=dtype, seed=4)
+                assert run_both(net_ref, X, y, 2, batch_size, 0.05, l2, sgd) <= 1e-10
         params.append(net.params)
         took.append(set(seen))
     lanes = 64 // np.dtype(dtype).itemsize

@@ -627,7 +627,8 @@ def _images_and_labels(
     X = np.empty(flat.shape, dtype)
     # x / 255 in `dtype` (the same bits as astype, then /=), in one pass, the rows in two
     # halves on two threads (numpy's loops let go of the GIL). 60,000 x 784 uint8, first
-    # call in a fresh process, five each: 0.09-0.41 s the old way, 0.06-0.16 s this way.
+    # call in a fresh process, five each (a script outside the repository): 0.09-0.41 s
+    # the old way, 0.06-0.16 s this way.
     half = len(flat) // 2
     with ThreadPoolExecutor(2) as pool:
         for part in [pool.submit(np.divide, flat[rows], dtype.type(255), out=X[rows],
@@ -669,8 +670,8 @@ def _load_mnist_like(
         # Meanwhile, on this thread, which would only wait: the first kernel of `fit`,
         # and with it Numba's one-off start-up (kernels.train.preload). A warm start
         # (import, load_mnist, one epoch of config B; six fresh processes each,
-        # alternated with the loader before this) took 2.09-2.69 s, median 2.3 s,
-        # against 2.38-3.12 s, median 2.7 s.
+        # alternated with the loader before this; a script outside the repository) took
+        # 2.09-2.69 s, median 2.3 s, against 2.38-3.12 s, median 2.7 s.
         from fastnn.kernels.train import preload
 
         preload(resolved)

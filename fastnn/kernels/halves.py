@@ -55,7 +55,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._numeric import like
-from .simd import lanes
+from .simd import _REGISTER_BYTES, lanes
 from .updates import (SGD, _bias_step, _fused_setup, _online_sgd, _summed_rows,
                       _vec_rows_sgd, sorts_terms)
 
@@ -209,7 +209,7 @@ def rows_pay(m, batch_size, opt_code, l1, sparse, itemsize):
     for the column halves (``halves_pay``), whose gradient rows are added term by term
     into ``G``; under SGD without L1, with a CSR index and batches of at least 2 (a
     batch of 1 takes the online step)."""
-    L = 64 // itemsize   # simd.lanes: a 64-byte register
+    L = _REGISTER_BYTES // itemsize   # simd.lanes
     return sparse and opt_code == SGD and l1 == 0 and batch_size >= 2 and m <= 2 * L
 
 

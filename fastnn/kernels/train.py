@@ -581,9 +581,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     sparse = indptr.size > 0
     plain = opt_code == SGD and l1 == 0   # updates.fused_sparse_sgd
     halved = sparse and split > 0
-    rows2 = sparse and plain and split_rows    # halves.split_rows_sgd
     key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved,
-                                        rows2)
+                                        split_rows)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -605,7 +604,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     T, lab = gather.signature().return_type.types[1:]
     fwd_sparse = Kernel(forward_sparse if sparse else no_forward_sparse,
                         (t_values, t_indptr, t_indices, rows, v2, v1, v2))
-    upd_sparse = Kernel((split_rows_sgd if rows2 else fused_sparse_sgd if plain
+    # split_rows (halves.rows_pay) implies a CSR index and plain SGD
+    upd_sparse = Kernel((split_rows_sgd if split_rows else fused_sparse_sgd if plain
                          else fused_sparse_update) if sparse else no_sparse_update,
                         (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
                          v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
@@ -830,9 +830,11 @@ def nonzero_rows(X):
 def preload(dtype):
     """Load ``nonzero_rows`` for C-contiguous 2-D arrays of ``dtype`` from Numba's cache
     (or compile it): the first kernel ``fit`` calls on such data. Numba's first load or
-    compile in a process also sets up its compiler target, 0.42 s of a warm start here
-    (``fit``'s first call of ``nonzero_rows`` took 0.43 s, its later loads 7-47 ms each);
-    the data set loaders call this while their files are decompressed on other threads.
+    compile in a process also sets up its compiler target: in a warm start of config B
+    (a script outside the repository timing a monkeypatched ``Dispatcher.compile``),
+    ``fit``'s first call of ``nonzero_rows`` took 0.43 s, 0.42 s of it that set-up, and
+    each other kernel's load 7-47 ms. The data set loaders call this while their files
+    are decompressed on another thread.
     Does nothing under ``NUMBA_DISABLE_JIT``."""
     compile_ = getattr(nonzero_rows, "compile", None)
     if compile_ is not None:
