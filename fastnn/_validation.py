@@ -73,6 +73,12 @@ def check_targets(y, n_samples, n_outputs, dtype, name="y"):
         raise ValueError(f"{name} has {Y.shape[1]} targets per sample but the network has "
                          f"{n_outputs} outputs")
     Y = np.ascontiguousarray(Y, dtype=dtype)
+    if not Y.flags.writeable:
+        # Numba types a read-only array apart from a writable one, so read-only targets
+        # (a memory map, scikit-learn's readonly_memmap check) would compile the epoch
+        # kernels a second time: 34 s of compiling for float64 on 2 cores (Zen 1),
+        # measured with a patched Dispatcher.compile. Y is small beside X; copy it.
+        Y = Y.copy()
     if not np.isfinite(Y).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return np.empty(0, np.int64), Y, False

@@ -126,6 +126,42 @@ def test_epochs_zero_and_huge_batch(net, data):
     assert not np.array_equal(before, net.params)
 
 
+def _compiled_signatures():
+    """Every (kernel, signature) compiled so far in this process."""
+    import importlib
+    import pkgutil
+
+    import fastnn.kernels
+    from numba.core.registry import CPUDispatcher
+    out = set()
+    for info in pkgutil.iter_modules(fastnn.kernels.__path__):
+        mod = importlib.import_module(f"fastnn.kernels.{info.name}")
+        for name, obj in vars(mod).items():
+            if isinstance(obj, CPUDispatcher):
+                out.update((info.name, name, sig) for sig in obj.signatures)
+    return out
+
+
+@pytest.mark.parametrize("batch", [8, 60])    # the fused small-batch and the BLAS epochs
+def test_read_only_targets_reuse_the_writable_kernels(batch):
+    """Read-only regression targets (a memory map, say) train with the kernels compiled
+    for writable ones: ``fit`` copies them (Numba would type them apart and compile the
+    epoch again), with the same weights."""
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 5), dtype=np.float32)
+    Y = rng.random((60, 2), dtype=np.float32)
+    kw = dict(output="identity", cost="quadratic", seed=0)
+    a = fnn.Network([5, 8, 2], **kw)
+    a.fit(X, Y, epochs=2, batch_size=batch, progress=False)
+    before = _compiled_signatures()
+    ro = Y.copy()
+    ro.flags.writeable = False
+    b = fnn.Network([5, 8, 2], **kw)
+    b.fit(X, ro, epochs=2, batch_size=batch, progress=False)
+    assert _compiled_signatures() == before
+    assert np.array_equal(a.params, b.params)
+
+
 def test_fit_does_not_modify_inputs(net, data):
     X, y = data
     X0, y0 = X.copy(), y.copy()
