@@ -200,20 +200,27 @@ def test_data_scattered_once_one_task_per_network(cluster, graph_log):
     specs = [{"sizes": [4, 8, 3], "seed": 0}, {"sizes": [4, 8, 3], "seed": 0},
              {"sizes": [4, 6, 3], "hidden": "tanh", "seed": 1}]
     before = scatters(cluster)
-    nets = fit_many(client, specs, X, y, epochs=1, batch_size=16, progress=False)
+    # Dask's Active Memory Manager, every 2 s, drops the replicas beyond one per waiting
+    # task: between two fits' submissions it left the next task 1 holder (seen in CI),
+    # and after the fits 1 (seen here). Stopped for this fit, it leaves every task the
+    # holders the broadcast made (Scheduler.scatter returns after replicating).
+    amm = cluster[0].scheduler.extensions["amm"]
+    running = amm.running
+    amm.stop()
+    try:
+        nets = fit_many(client, specs, X, y, epochs=1, batch_size=16, progress=False)
+    finally:
+        if running:
+            amm.start()
     assert scatters(cluster) == before + 1
     fits = {k: deps for k, deps in graph_log.tasks.items() if k.startswith("fastnn-fit-")}
     assert len(fits) == len(specs)
-    # the holders each task saw when it was submitted may still be growing (the
-    # broadcast's replicas are registered asynchronously: 1 for one task and 2 for
-    # another was seen once in CI), so they are read from the scheduler after the fits
-    data = {tuple(sorted(d[:3] for d in deps)) for deps in fits.values()}
+    data = {tuple(sorted(deps)) for deps in fits.values()}
     assert len(data) == 1                                   # all the same two keys ...
     (deps,) = data
-    assert len(deps) == 2 and all(scattered for _, scattered, _ in deps)   # ... scattered
-    assert sorted(nbytes for _, _, nbytes in deps)[-1] >= X.nbytes        # X itself
-    scheduler = cluster[0].scheduler
-    assert all(len(scheduler.tasks[key].who_has) == 2 for key, _, _ in deps)  # both workers
+    assert len(deps) == 2 and all(scattered for _, scattered, _, _ in deps)   # ... scattered
+    assert sorted(nbytes for _, _, nbytes, _ in deps)[-1] >= X.nbytes        # X itself
+    assert all(holders == 2 for _, _, _, holders in deps)                  # on both workers
     # the warm-up tasks carry a few rows only
     warm = [k for k in graph_log.tasks if k.startswith("fastnn-warm-up-")]
     assert len(warm) == 2
