@@ -211,23 +211,40 @@ def _part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, row
 @njit(cache=True, parallel=True)
 def _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows, chunk,
            blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gparts, losses,
-           corrects, ci, Ac, Wc):
+           corrects, ci, Ac, Wc, part):
     """Parts ``p0 .. p0+k-1`` of ``rows``, part ``p0+g`` in workspace ``g`` (row ``g`` of
     the stacked buffers), spread over Numba's threads; part 0 sums into ``grad``, the
-    others into ``gparts[g]``."""
+    others into ``gparts[g]``.
+
+    ``part`` is ``_part`` as a function pointer (``blas_kernels``): called by name, its
+    code (the whole forward and backward pass) is optimised and compiled again into the
+    parallel loop's body. Measured from ``import`` to the end of a first epoch with an
+    empty cache (a script outside the repository: 50-64-10, float32, batch 512, two
+    parts on two threads; one run each, 2 cores Zen 1, times from a patched
+    ``Dispatcher.compile``): 54.0 s with ``_part`` by name, of which this kernel took
+    14.5 s; 42.4 s through the pointer, this kernel 3.2 s. A batch of one part (batch
+    128) no longer compiles this kernel at all (``no_parts``): 51.2 s before, 38.9 s."""
     for g in prange(k):
         target = grad if p0 + g == 0 else gparts[g]
-        lo, co = _part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
-                       rows, chunk, blas_min, p0 + g, acts[g], offs, Zout[g], D1[g], D2[g],
-                       wt[g], Tws[g], labws[g], target, ci[g], Ac[g], Wc[g])
+        lo, co = part(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                      rows, chunk, blas_min, p0 + g, acts[g], offs, Zout[g], D1[g], D2[g],
+                      wt[g], Tws[g], labws[g], target, ci[g], Ac[g], Wc[g])
         losses[g] = lo
         corrects[g] = co
+
+
+@njit(cache=True)
+def no_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows,
+             chunk, blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad, gparts,
+             losses, corrects, ci, Ac, Wc, part):
+    """``_parts``' stand-in where one workspace computes the parts in turn (one thread,
+    or a batch of one part): never called, so no parallel loop is compiled."""
 
 
 @njit(cache=True, inline="always")
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
-                   gparts, losses, corrects, ci, Ac, Wc):
+                   gparts, losses, corrects, ci, Ac, Wc, part, parts):
     """Summed gradient over ``X[rows]``, in parts of ``chunk`` rows.
 
     The parts are cut from ``rows`` by ``chunk`` alone and their gradients added in part
@@ -236,6 +253,9 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
     one per Numba thread, so a batch of several parts keeps every core busy while each
     part's BLAS runs on one thread (``threads``). With one workspace the parts run in
     turn on this thread, with no parallel loop.
+
+    ``part`` and ``parts`` are ``_part`` and ``_parts`` (or ``no_parts``) as function
+    pointers (``blas_kernels``).
     """
     nb = rows.size
     nparts = (nb + chunk - 1) // chunk
@@ -245,16 +265,16 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
     for p0 in range(0, nparts, G):
         k = min(G, nparts - p0)
         if k == 1:
-            lo, co = _part(params, layout, codes, slope, cost_code, X, Y, labels,
-                           use_labels, rows, chunk, blas_min, p0, acts[0], offs, Zout[0],
-                           D1[0], D2[0], wt[0], Tws[0], labws[0],
-                           grad if p0 == 0 else gparts[0], ci[0], Ac[0], Wc[0])
+            lo, co = part(params, layout, codes, slope, cost_code, X, Y, labels,
+                          use_labels, rows, chunk, blas_min, p0, acts[0], offs, Zout[0],
+                          D1[0], D2[0], wt[0], Tws[0], labws[0],
+                          grad if p0 == 0 else gparts[0], ci[0], Ac[0], Wc[0])
             losses[0] = lo
             corrects[0] = co
         else:
-            _parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows,
-                   chunk, blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
-                   gparts, losses, corrects, ci, Ac, Wc)
+            parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, rows,
+                  chunk, blas_min, p0, k, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
+                  gparts, losses, corrects, ci, Ac, Wc, part)
         for g in range(k):
             if p0 + g > 0:
                 gp = gparts[g]
@@ -395,9 +415,12 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         if split:
             copy_halves(params, state, layout, split, H, False)
         return out
+    G = max(1, min(nwork, (batch_size + chunk - 1) // chunk))   # as train_epoch_blas
+    part, parts = blas_kernels(params, layout, codes, slope, cost_code, X, Y, labels,
+                               use_labels, order, G > 1)
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
                             use_labels, order, batch_size, chunk, blas_min, l2, l1, max_norm,
-                            clip_norm, opt_code, hyper, state, step, nwork)
+                            clip_norm, opt_code, hyper, state, step, G, part, parts)
 
 
 @njit(cache=True)
@@ -636,7 +659,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
 @njit(cache=True)
 def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                      order, batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm,
-                     opt_code, hyper, state, step, nwork):
+                     opt_code, hyper, state, step, nwork, part, parts):
     """``train_epoch`` for larger batches: the summed gradient of each batch, chunk by
     chunk (BLAS for chunks of at least ``blas_min`` rows), then one optimizer step
     (after gradient clipping and the L1 term, if any; followed by the max-norm
@@ -653,7 +676,7 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
         lo, co = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                                 use_labels, order[s:e], chunk, blas_min, acts, offs, Zout,
                                 D1, D2, wt, Tws, labws, grad, gparts, losses, corrects, ci,
-                                Ac, Wc)
+                                Ac, Wc, part, parts)
         if not math.isfinite(lo):
             return loss, correct, s
         if clip_norm > 0 or l1 > 0:
@@ -669,20 +692,65 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
     return loss, correct, n
 
 
-@njit(cache=True)
 def loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                       chunk, blas_min, grad, nwork=1):
     """Summed cost and summed gradient over all of ``X`` (no regularisation, not averaged),
     in parts of ``chunk`` rows, ``nwork`` at once (``batch_gradient``)."""
     n = X.shape[0]
     G = max(1, min(nwork, (n + chunk - 1) // chunk))
+    part, parts = blas_kernels(params, layout, codes, slope, cost_code, X, Y, labels,
+                               use_labels, np.empty(0, np.int64), G > 1)
+    return _loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
+                              use_labels, chunk, blas_min, grad, G, part, parts)
+
+
+@njit(cache=True)
+def _loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                       chunk, blas_min, grad, G, part, parts):
+    """``loss_and_gradient`` with ``G`` workspaces and its kernels."""
     (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
      Wc) = workspaces(params, layout, codes, chunk, G, True, blas_min)
-    rows = np.arange(n)
+    rows = np.arange(X.shape[0])
     loss, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
                              use_labels, rows, chunk, blas_min, acts, offs, Zout, D1, D2,
-                             wt, Tws, labws, grad, gparts, losses, corrects, ci, Ac, Wc)
+                             wt, Tws, labws, grad, gparts, losses, corrects, ci, Ac, Wc,
+                             part, parts)
     return loss
+
+
+#: ``blas_kernels``' pairs, by argument types and whether the parts run in parallel
+_BLAS_KERNELS = {}
+
+
+def blas_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
+                 parallel):
+    """``(part, parts)``: ``_part`` and, if ``parallel`` (two or more workspaces),
+    ``_parts`` (else its stand-in ``no_parts``) as function pointers
+    (``pointers.Kernel``) for ``batch_gradient`` with these arguments (``order``'s
+    dtype gives the rows'). Through pointers, each is compiled once on its own instead
+    of again inside each caller (``_parts``)."""
+    ty = numba.typeof
+    args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order)
+    key = tuple(ty(a) for a in args) + (bool(parallel),)
+    kernels = _BLAS_KERNELS.get(key)
+    if kernels is not None:
+        return kernels
+    t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order = (
+        key[:len(args)])
+    v1 = types.Array(t_params.dtype, 1, "C")   # a workspace's row (workspaces)
+    v2 = types.Array(t_params.dtype, 2, "C")   # the stacked workspaces
+    i1 = types.Array(types.int64, 1, "C")
+    i2 = types.Array(types.int64, 2, "C")
+    rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
+    n = types.int64
+    head = (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, rows,
+            n, n)
+    part = Kernel(_part, head + (n, v1, i1, v1, v1, v1, v1, v1, i1, v1, i1, v1, v1))
+    parts = Kernel(_parts if parallel else no_parts,
+                   head + (n, n, v2, i1, v2, v2, v2, v2, v2, i2, v1, v2,
+                           types.Array(types.float64, 1, "C"), i1, i2, v2, v2, ty(part)))
+    _BLAS_KERNELS[key] = (part, parts)
+    return part, parts
 
 
 @njit(cache=True)
@@ -717,13 +785,16 @@ def _forward_part(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
 @njit(cache=True, parallel=True)
 def _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    chunk, blas_min, p0, k, acts, offs, Zout, out, want_cost, losses,
-                   corrects, ci, Ac, Wc):
-    """Parts ``p0 .. p0+k-1`` of ``X`` (``_forward_part``), part ``p0+g`` in workspace
-    ``g``, spread over Numba's threads."""
+                   corrects, ci, Ac, Wc, fpart):
+    """Parts ``p0 .. p0+k-1`` of ``X`` (``_forward_part``, as the function pointer
+    ``fpart``: see ``_parts``), part ``p0+g`` in workspace ``g``, spread over Numba's
+    threads. A first ``predict_proba`` of 5,000 rows with an empty cache (50-64-10,
+    float32, a script outside the repository, one run each, 2 cores Zen 1): 23.4 s with
+    ``_forward_part`` by name (this kernel 7.1 s), 16.3 s through the pointer (1.8 s)."""
     for g in prange(k):
-        lo, co = _forward_part(params, layout, codes, slope, cost_code, X, Y, labels,
-                               use_labels, chunk, blas_min, p0 + g, acts[g], offs, Zout[g],
-                               out, want_cost, ci[g], Ac[g], Wc[g])
+        lo, co = fpart(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
+                       chunk, blas_min, p0 + g, acts[g], offs, Zout[g], out, want_cost,
+                       ci[g], Ac[g], Wc[g])
         losses[g] = lo
         corrects[g] = co
 
@@ -751,10 +822,10 @@ def forward_serial(params, layout, codes, slope, cost_code, X, Y, labels, use_la
 
 @njit(cache=True)
 def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
-                blas_min, out, want_cost, nwork):
+                blas_min, out, want_cost, nwork, fpart):
     """``forward_serial`` with up to ``nwork`` parts at once (one per thread; rows are
     independent, so the outputs do not depend on it, and the costs are added in part
-    order)."""
+    order); ``fpart`` is ``_forward_part`` as a function pointer (``_forward``)."""
     n = X.shape[0]
     nparts = (n + chunk - 1) // chunk
     G = max(1, min(nwork, nparts))
@@ -766,11 +837,15 @@ def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         k = min(G, nparts - p0)
         _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                        chunk, blas_min, p0, k, acts, offs, Zout, out, want_cost, losses,
-                       corrects, ci, Ac, Wc)
+                       corrects, ci, Ac, Wc, fpart)
         for g in range(k):
             loss += losses[g]
             correct += corrects[g]
     return loss, correct
+
+
+#: ``_forward``'s ``_forward_part`` pointers, by argument types
+_FORWARD_PARTS = {}
 
 
 def _forward(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, chunk,
@@ -778,8 +853,22 @@ def _forward(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
     """``forward_all`` with several workers and more than one part, else
     ``forward_serial``."""
     if nwork > 1 and X.shape[0] > chunk:
+        args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, out,
+                want_cost)
+        key = tuple(numba.typeof(a) for a in args)
+        fpart = _FORWARD_PARTS.get(key)
+        if fpart is None:
+            (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_out,
+             t_want) = key
+            v1 = types.Array(t_params.dtype, 1, "C")   # a workspace's row (workspaces)
+            i1 = types.Array(types.int64, 1, "C")
+            n = types.int64
+            fpart = Kernel(_forward_part, (t_params, t_layout, t_codes, t_slope, t_cost, t_X,
+                                           t_Y, t_labels, t_use, n, n, n, v1, i1, v1, t_out,
+                                           t_want, i1, v1, v1))
+            _FORWARD_PARTS[key] = fpart
         return forward_all(params, layout, codes, slope, cost_code, X, Y, labels,
-                           use_labels, chunk, blas_min, out, want_cost, nwork)
+                           use_labels, chunk, blas_min, out, want_cost, nwork, fpart)
     return forward_serial(params, layout, codes, slope, cost_code, X, Y, labels,
                           use_labels, chunk, blas_min, out, want_cost)
 
