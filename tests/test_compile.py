@@ -8,10 +8,14 @@ cache the epoch is loaded whole and its callees are not compiled, so the cache m
 empty: the case compiles for 35-70 s on 2 cores, Zen 1.) One fit that runs none of the
 other kernels (dense input, plain SGD, no max-norm) covers them all at once; a second
 case, sparse SGD beside dense Adam with max-norm, cost CI another ~40 s and could catch
-no by-name call that this one misses."""
+no by-name call that this one misses. The fit compiles as a user's first would, with a
+second process compiling part of the kernels into the empty cache
+(``fastnn/kernels/aside.py``): the case also checks that this process loaded that part
+and that its weights are those of the same fit in the test process."""
 import json
 import textwrap
 
+import numpy as np
 import pytest
 
 from conftest import run_with_threads
@@ -37,8 +41,11 @@ SCRIPT = textwrap.dedent(r"""
                "adaptive_region": updates._adaptive_region,
                "max_norm_columns": updates.max_norm_columns,
                "first_layer_halves": halves.first_layer_halves}
-    print(json.dumps(sorted(k for k, d in kernels.items() if d.signatures),
-                     separators=(",", ":")))
+    from fastnn.kernels import train
+    loaded = sorted({k.dispatcher.py_func.__name__ for ks in train._FUSED_KERNELS.values()
+                     for k in ks if sum(k.dispatcher._cache_hits.values())})
+    print(json.dumps([sorted(k for k, d in kernels.items() if d.signatures), loaded,
+                      net.params.tolist()], separators=(",", ":")))
 """)
 
 
@@ -48,5 +55,13 @@ SCRIPT = textwrap.dedent(r"""
 def test_a_fit_compiles_only_the_kernels_it_runs(sparse, rule, max_norm, expected,
                                                  tmp_path):
     script = SCRIPT.replace("SPARSE, RULE, MAX_NORM", f"{sparse!r}, {rule!r}, {max_norm!r}")
-    (out,) = run_with_threads(script, 2, NUMBA_CACHE_DIR=str(tmp_path))
-    assert json.loads(out) == expected
+    (out,) = run_with_threads(script, 2, NUMBA_CACHE_DIR=str(tmp_path),
+                              FASTNN_COMPILE_ASIDE="1")
+    compiled, loaded, params = json.loads(out)
+    assert compiled == expected
+    # with the cache empty, what that process loaded from it a second one compiled
+    # (fastnn/kernels/aside.py); the weights are those of the same fit here
+    assert loaded
+    here = {}
+    exec(script.split("kernels = {")[0], here)
+    assert np.array_equal(np.array(params, np.float32), here["net"].params)
