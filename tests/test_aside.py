@@ -1,6 +1,7 @@
 """A cold fit's kernels compiled in a second process (``fastnn/kernels/aside.py``): which
 kernels go there, that it compiles them into the shared Numba cache for this process to
-load, and that this process compiles them itself if it fails.
+load, that this process compiles them itself if it fails, and that a declared return
+type is checked.
 
 Each case runs in a fresh process with an empty cache of its own, on the empty
 stand-in kernels (``no_*``: they compile for any argument types in well under a second),
@@ -17,35 +18,43 @@ SCRIPT = textwrap.dedent(r"""
     import inspect, json
     from numba import types
     from fastnn.kernels import aside, dense, halves, updates
+    from fastnn.kernels.pointers import Kernel
     aside._HELPER = HELPER or aside._HELPER
     aside.MIN_ASIDE = 1.5
-    aside.COSTS.update(no_max_norm=1.0, no_sparse_update=1.0, no_forward_sparse=1.5,
-                       no_first_layer_halves=1.0, _no_adaptive_step=0.5)
+    aside.COSTS.update(no_max_norm=1.0, no_sparse_update=1.0, no_first_layer_halves=1.0,
+                       no_forward_sparse=1.5, _no_adaptive_step=0.5)
     f = types.float32
 
     def args(kernel, *last):
         n = len(inspect.signature(kernel.py_func).parameters)
         return (f,) * (n - len(last)) + last
 
-    # one group (c takes a's and b's function types), then two kernels alone:
-    # costs 3 | 1.5 | 0.5; the second process takes what fits in half (2.5): d and e
-    plan = {"a": (updates.no_max_norm, args(updates.no_max_norm)),
-            "b": (updates.no_sparse_update, args(updates.no_sparse_update)),
+    # c takes a's and b's function types (declared: none(...)); costs a, b, c 1 each,
+    # d 1.5, e 0.5: half of 5 is a's and d's, half of 5 + 3 (extra) a, b, d and e
+    plan = {"a": (updates.no_max_norm, args(updates.no_max_norm), types.none),
+            "b": (updates.no_sparse_update, args(updates.no_sparse_update), types.none),
             "c": (halves.no_first_layer_halves,
-                  args(halves.no_first_layer_halves, aside.Ref("a"), aside.Ref("b"))),
-            "d": (dense.no_forward_sparse, args(dense.no_forward_sparse)),
-            "e": (updates._no_adaptive_step, args(updates._no_adaptive_step))}
-    aside.COSTS["no_forward_sparse"] = 5.0   # costs 3 | 5 | 0.5: the group and e go
-    grouped = aside.split(plan)
-    aside.COSTS["no_forward_sparse"] = 1.5
-    share = aside.split(plan)
+                  args(halves.no_first_layer_halves, aside.Ref("a"), aside.Ref("b")),
+                  types.none),
+            "d": (dense.no_forward_sparse, args(dense.no_forward_sparse), types.none),
+            "e": (updates._no_adaptive_step, args(updates._no_adaptive_step), types.none)}
+    with_extra = aside.split(aside.resolve(plan), extra=3.0)
+    share = aside.split(aside.resolve(plan))
     made = aside.compile_plan(plan)
-    loaded = sorted(name for name, (kernel, _) in plan.items()
+    waiting = sorted(name for name, k in made.items() if k._ready is not None)
+    for k in made.values():
+        k.dispatcher                       # loads (or compiles) the second one's share
+    loaded = sorted(name for name, (kernel, _, _) in plan.items()
                     if sum(kernel._cache_hits.values()))
     types_ok = made["c"].signature().args[-2:] == (
         types.FunctionType(made["a"].signature()), types.FunctionType(made["b"].signature()))
-    print(json.dumps([grouped, share, loaded, types_ok, aside.split(plan)],
-                     separators=(",", ":")))
+    try:
+        Kernel(updates.no_max_norm, args(updates.no_max_norm), types.int64)
+        checked = False
+    except TypeError as exc:
+        checked = "not the declared int64" in str(exc)
+    print(json.dumps([with_extra, share, waiting, loaded, types_ok, checked,
+                      aside.split(aside.resolve(plan))], separators=(",", ":")))
 """)
 
 
@@ -57,14 +66,17 @@ def _run(tmp_path, helper=None):
 
 
 def test_second_process_compiles_its_share_into_the_cache(tmp_path):
-    """The largest group that fits in half the work goes aside, whole (``c`` with the
-    kernels whose function types it takes); this process loads exactly those from the
-    cache, with the same function types; afterwards nothing is left to split."""
-    grouped, share, loaded, types_ok, after = _run(tmp_path)
-    assert grouped == ["a", "b", "c", "e"]
-    assert share == ["d", "e"]
-    assert loaded == ["d", "e"]
-    assert types_ok
+    """The largest kernels that fit in half the work go aside (with ``extra``, the work
+    this process does next, counted in); this process compiles the others at once, a
+    kernel that takes the function type of one aside among them, and loads exactly
+    the second process's share from the cache when first needed, with the declared
+    types; afterwards nothing is left to split."""
+    with_extra, share, waiting, loaded, types_ok, checked, after = _run(tmp_path)
+    assert with_extra == ["d", "a", "b", "e"]
+    assert share == ["d", "a"]
+    assert waiting == ["a", "d"]
+    assert loaded == ["a", "d"]
+    assert types_ok and checked
     assert after == []
 
 
@@ -72,7 +84,7 @@ def test_second_process_compiles_its_share_into_the_cache(tmp_path):
 def test_failed_second_process_leaves_the_compiling_here(tmp_path, helper):
     """A second process that fails (or exits without compiling) costs only its time:
     this process compiles its share itself."""
-    _, share, loaded, types_ok, after = _run(tmp_path, helper)
-    assert share == ["d", "e"]
+    _, share, waiting, loaded, types_ok, checked, after = _run(tmp_path, helper)
+    assert share == ["d", "a"] and waiting == ["a", "d"]
     assert loaded == []
-    assert types_ok and after == []
+    assert types_ok and checked and after == []

@@ -2,15 +2,18 @@
 
 With an empty cache most of a first fit is Numba compiling, on one core. The small-batch
 epoch takes its kernels as function pointers (``pointers.Kernel``), each compiled on its
-own, so any process that writes to the same Numba cache can compile them.
-``compile_plan`` therefore gives about half of the kernels that are neither compiled in
-this process nor cached to a second Python process (``_HELPER``),
-compiles the rest here meanwhile, waits for it, and then loads its share from the cache.
-The machine code is the same whichever process compiles it, so are the weights.
+own, and their types are known before they are compiled (the argument types, and the
+return types declared in the plan: ``Kernel`` checks them). So any process that writes
+to the same Numba cache can compile them, and the epoch itself can be compiled before
+they are. ``compile_plan`` therefore gives about half of the work missing from the
+cache to a second Python process (``_HELPER``), compiles the rest here meanwhile (and
+then the epoch, ``extra``), and loads the second process's share from the cache when a
+kernel is first called. The machine code is the same whichever process compiles it,
+and so are the weights.
 
-The second process is started only when it pays: two or more cores, caching on, and
-at least ``MIN_ASIDE`` seconds of estimated compile for it (``COSTS``); it costs ~1.5 s
-of the other core to start (Python, NumPy, Numba, fastnn). If it fails, this process
+The second process is started only when it pays: two or more cores, caching on, and at
+least ``MIN_ASIDE`` seconds of estimated compile for it (``COSTS``); starting it takes
+~1.5 s of the other core (Python, NumPy, Numba, fastnn). If it fails, this process
 compiles its share itself. ``FASTNN_COMPILE_ASIDE=0`` turns it off.
 """
 import importlib
@@ -19,23 +22,26 @@ import pickle
 import subprocess
 import sys
 
-import numba
+from numba import types
 from numba.core.caching import NullCache
 
 from .pointers import Kernel, first_class_functions
 
 #: Seconds to compile each kernel with an empty cache (2 cores, AMD Zen 1: config B,
 #: 784-100-10 float32 batch 32 with momentum, a patched ``Dispatcher.compile``); the
-#: stand-ins (``no_*``) compile in well under a second. Only their ratios matter: they
-#: balance the two processes.
-COSTS = {"fused_sparse_update": 8.0, "fused_sparse_sgd": 7.0, "split_rows_sgd": 7.0,
-         "fused_layer_update": 6.7, "first_layer_halves": 5.3, "forward_sparse": 4.1,
-         "backprop_delta_loops": 2.7, "output_delta": 2.0, "forward_loops": 2.0,
-         "activate": 1.8, "_adaptive_region": 1.7, "max_norm_columns": 0.6}
+#: stand-ins (``no_*``, not listed) compile in well under a second. Only their ratios
+#: matter: they balance the two processes.
+COSTS = {"train_epoch_fused": 12.1, "fused_sparse_update": 8.0, "fused_sparse_sgd": 7.0,
+         "split_rows_sgd": 7.0, "fused_layer_update": 6.7, "first_layer_halves": 5.3,
+         "forward_sparse": 4.1, "backprop_delta_loops": 2.7, "output_delta": 2.0,
+         "forward_loops": 2.0, "activate": 1.8, "_adaptive_region": 1.7,
+         "max_norm_columns": 0.6}
 #: Estimated seconds of compile below which the second process is not started
 MIN_ASIDE = 4.0
 #: Seconds to wait for the second process before compiling its share here
 TIMEOUT = 900
+#: The second process's program (not ``-m``, which would make a second ``Ref`` class)
+_HELPER = "from fastnn.kernels.aside import _main; _main()"
 
 
 class Ref:
@@ -45,8 +51,16 @@ class Ref:
         self.name = name
 
 
-def _resolve(argtypes, made):
-    return tuple(numba.typeof(made[a.name]) if isinstance(a, Ref) else a for a in argtypes)
+def resolve(plan):
+    """``plan`` (``{name: (kernel, argtypes, restype)}``) with each ``Ref`` replaced by
+    the function type it names, from the declared signatures (nothing is compiled)."""
+    sigs, out = {}, {}
+    for name, (kernel, argtypes, restype) in plan.items():
+        argtypes = tuple(types.FunctionType(sigs[a.name]) if isinstance(a, Ref) else a
+                         for a in argtypes)
+        sigs[name] = restype(*argtypes)
+        out[name] = (kernel, argtypes, restype)
+    return out
 
 
 def _cost(kernel):
@@ -77,51 +91,29 @@ def enabled():
     return cores >= 2
 
 
-def split(plan):
-    """The names of ``plan``'s kernels to compile in the second process: whole groups
-    (a kernel with those whose function types it takes, ``Ref``) not yet compiled or
-    cached, largest first, while the second process's share stays within half of the
-    total. Empty if that share is under ``MIN_ASIDE`` seconds."""
-    parent = {name: name for name in plan}
-
-    def find(name):
-        while parent[name] != name:
-            name = parent[name]
-        return name
-
-    for name, (_, argtypes) in plan.items():
-        for a in argtypes:
-            if isinstance(a, Ref):
-                parent[find(a.name)] = find(name)
-    groups = {}
-    for name in plan:
-        groups.setdefault(find(name), []).append(name)
-    todo = []
-    for members in groups.values():
-        # the argument types of a kernel that takes others' are known once they are
-        # compiled: a group is to do if any of its other kernels is
-        if any(not _cached(*plan[m]) for m in members
-               if not any(isinstance(a, Ref) for a in plan[m][1])):
-            todo.append((sum(_cost(plan[m][0]) for m in members), members))
-    total = sum(c for c, _ in todo)
+def split(plan, extra=0.0):
+    """The names of the kernels of ``plan`` (resolved) to compile in the second
+    process: those not compiled or cached, largest first, while its share stays within
+    half of all the work, ``extra`` seconds that this process compiles afterwards
+    included. Empty if that share is under ``MIN_ASIDE`` seconds."""
+    todo = [(_cost(kernel), name) for name, (kernel, argtypes, _) in plan.items()
+            if not (isinstance(kernel._cache, NullCache) or _cached(kernel, argtypes))]
+    if not todo:
+        return []
+    half = (sum(c for c, _ in todo) + extra) / 2
     aside, share = [], 0.0
-    for c, members in sorted(todo, key=lambda t: -t[0]):
-        if share + c <= total / 2:
-            aside += members
+    for c, name in sorted(todo, key=lambda t: -t[0]):
+        if share + c <= half:
+            aside.append(name)
             share += c
     return aside if share >= MIN_ASIDE else []
 
 
-#: The second process's program (not ``-m``: its ``Ref`` must be this module's)
-_HELPER = "from fastnn.kernels.aside import _main; _main()"
-
-
 class _Helper:
-    """The second process, compiling ``jobs`` (``(name, kernel, argtypes)``, in order)."""
+    """The second process, compiling ``jobs`` (``(kernel, argtypes)``)."""
 
     def __init__(self, jobs):
-        spec = [(name, k.py_func.__module__, k.py_func.__name__, argtypes)
-                for name, k, argtypes in jobs]
+        spec = [(k.py_func.__module__, k.py_func.__name__, argtypes) for k, argtypes in jobs]
         import fastnn
         root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
@@ -129,50 +121,46 @@ class _Helper:
         self.proc = subprocess.Popen([sys.executable, "-c", _HELPER],
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, env=env)
+        self.ok = None
         try:
             self.proc.stdin.write(pickle.dumps(spec))
             self.proc.stdin.close()
-        except OSError:   # it died at once: compile here
+        except OSError:   # it died at once: its kernels get compiled here
             pass
 
     def wait(self):
-        try:
-            return self.proc.wait(TIMEOUT) == 0
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return False
+        """Wait for it to finish (once); whether it succeeded."""
+        if self.ok is None:
+            try:
+                self.ok = self.proc.wait(TIMEOUT) == 0
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.ok = False
+        return self.ok
 
 
-def compile_plan(plan):
-    """``{name: Kernel}`` for ``plan``, ``{name: (kernel, argtypes)}`` in the order to
-    compile (``Ref`` only to earlier names), part of it in a second process if that
-    pays (``split``)."""
-    aside = split(plan) if enabled() else []
+def compile_plan(plan, extra=0.0):
+    """``{name: Kernel}`` for ``plan``, ``{name: (kernel, argtypes, restype)}`` in order
+    (a ``Ref`` only to an earlier name), part of it compiled in a second process if
+    that pays (``split``; ``extra``: seconds this process will compile next, before it
+    calls the kernels). Those are ``Kernel``s that load themselves when first needed."""
+    plan = resolve(plan)
+    aside = split(plan, extra) if enabled() else []
     helper = None
     if aside:
         try:
-            helper = _Helper([(name, *plan[name]) for name in plan if name in aside])
+            helper = _Helper([plan[name][:2] for name in aside])
         except OSError:   # no Python to start (an embedded interpreter, say)
             aside = []
-    made = {}
-    for name, (kernel, argtypes) in plan.items():
-        if name not in aside:
-            made[name] = Kernel(kernel, _resolve(argtypes, made))
-    if helper is not None:
-        helper.wait()
-    for name, (kernel, argtypes) in plan.items():   # loaded from the cache if it did
-        if name in aside:
-            made[name] = Kernel(kernel, _resolve(argtypes, made))
-    return made
+    return {name: Kernel(kernel, argtypes, restype,
+                         ready=helper.wait if name in aside else None)
+            for name, (kernel, argtypes, restype) in plan.items()}
 
 
 def _main():
-    """The second process: compile the kernels of the plan read from standard input."""
+    """The second process: compile the kernels read from standard input."""
     spec = pickle.loads(sys.stdin.buffer.read())
-    made = {}
     with first_class_functions():
-        for name, module, func, argtypes in spec:
-            kernel = getattr(importlib.import_module(module), func)
-            made[name] = Kernel(kernel, _resolve(argtypes, made))
-
+        for module, func, argtypes in spec:
+            getattr(importlib.import_module(module), func).compile(argtypes)

@@ -28,13 +28,33 @@ def first_class_functions():
 class Kernel(types.WrapperAddressProtocol):
     """``kernel`` (a Numba dispatcher) compiled for ``argtypes`` (or loaded from
     Numba's cache), as a first-class function: passed to another kernel as an argument,
-    it is called through a pointer to that compiled code. Its return type is what Numba
-    infers; ``signature()`` gives the whole signature."""
+    it is called through a pointer to that compiled code. ``signature()`` gives the
+    whole signature.
 
-    def __init__(self, kernel, argtypes):
-        kernel.compile(argtypes)
+    Its return type is what Numba infers; a ``restype`` given is checked against it.
+    With ``ready`` as well (a callable), the kernel is compiled later, when first
+    needed (``dispatcher``, its address), after ``ready()`` returns: until then its
+    type is known from ``argtypes`` and ``restype`` alone, so kernels that take it can
+    be compiled meanwhile (``aside``: another process is compiling it)."""
+
+    def __init__(self, kernel, argtypes, restype=None, ready=None):
         self._kernel = kernel
-        self._sig = kernel.overloads[argtypes].signature
+        self._argtypes = argtypes
+        self._restype = restype
+        self._ready = ready
+        if ready is None:
+            self._compile()
+        else:
+            self._sig = restype(*argtypes)
+
+    def _compile(self):
+        self._kernel.compile(self._argtypes)
+        sig = self._kernel.overloads[self._argtypes].signature
+        if self._restype is not None and sig.return_type != self._restype:
+            raise TypeError(f"{self._kernel.py_func.__name__} returns {sig.return_type} "
+                            f"for {self._argtypes}, not the declared {self._restype}")
+        self._sig = sig
+        self._ready = None
 
     @property
     def dispatcher(self):
@@ -42,6 +62,9 @@ class Kernel(types.WrapperAddressProtocol):
         (``numba.typeof(self)``), which then calls the compiled code directly, with
         Numba's own calling convention, instead of through the C wrapper that the
         ``Kernel`` object's address leads to."""
+        if self._ready is not None:
+            self._ready()
+            self._compile()
         return self._kernel
 
     def signature(self):
@@ -49,4 +72,4 @@ class Kernel(types.WrapperAddressProtocol):
 
     def __wrapper_address__(self):
         # what Numba itself does with a dispatcher passed where a function type is due
-        return _get_wrapper_address(self._kernel, self._sig)
+        return _get_wrapper_address(self.dispatcher, self._sig)

@@ -27,7 +27,7 @@ from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compa
                     no_forward_sparse, output_delta)
 from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
                      rows_pay, split_column, split_rows_sgd)
-from .aside import Ref, compile_plan
+from .aside import COSTS, Ref, compile_plan
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
 from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, fused_layer_update,
@@ -626,31 +626,34 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     t_adaptive = ty(adaptive)
     gather = Kernel(_gather, (t_X, t_Y, t_labels, t_use, rows, v1, v1, i64, yes))
     T, lab = gather.signature().return_type.types[1:]
-    # the others, compiled in two processes at once when the cache lacks enough of them
+    # the others, with their return types, compiled in two processes at once when the
+    # cache lacks enough of them (aside: this one compiles the epoch meanwhile)
+    none = types.none
     plan = {
         "fwd_sparse": (forward_sparse if sparse else no_forward_sparse,
-                       (t_values, t_indptr, t_indices, rows, v2, v1, v2)),
+                       (t_values, t_indptr, t_indices, rows, v2, v1, v2), none),
         # split_rows (halves.rows_pay) implies a CSR index and plain SGD
         "upd_sparse": ((split_rows_sgd if split_rows else fused_sparse_sgd if plain
                         else fused_sparse_update) if sparse else no_sparse_update,
                        (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
                         v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
-                        t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive)),
+                        t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive), none),
         "halves": (first_layer_halves if halved else no_first_layer_halves,
                    (ty(H), ty(split), t_values, t_indptr, t_indices, rows, v2, rows, v2,
                     off, t_l2, t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive,
-                    Ref("upd_sparse"), Ref("fwd_sparse"))),
-        "fwd_loops": (forward_loops, (v2, v2, v1, v2, yes)),
-        "act": (activate, (v2, v2, code, t_slope)),
-        "out_delta": (output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2)),
-        "bprop": (backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1)),
+                    Ref("upd_sparse"), Ref("fwd_sparse")), none),
+        "fwd_loops": (forward_loops, (v2, v2, v1, v2, yes), none),
+        "act": (activate, (v2, v2, code, t_slope), none),
+        "out_delta": (output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2),
+                      types.Tuple((types.float64, types.int64))),   # (cost sum, correct)
+        "bprop": (backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1), none),
         "upd_layer": (fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2,
                                            t_l1, t_opt, t_hyper, t_step.dtype, sc,
-                                           t_adaptive)),
+                                           t_adaptive), none),
         "max_norm_cols": (max_norm_columns if max_norm > 0 else no_max_norm,
-                          (v2, t_max_norm, v1)),
+                          (v2, t_max_norm, v1), none),
     }
-    k = compile_plan(plan)
+    k = compile_plan(plan, extra=COSTS["train_epoch_fused"])
     kernels = (gather, k["fwd_sparse"], k["fwd_loops"], k["act"], k["out_delta"], k["bprop"],
                k["upd_sparse"], k["upd_layer"], k["max_norm_cols"], adaptive, k["halves"])
     _FUSED_KERNELS[key] = kernels
