@@ -88,3 +88,14 @@ def test_failed_second_process_leaves_the_compiling_here(tmp_path, helper):
     assert share == ["d", "a"] and waiting == ["a", "d"]
     assert loaded == []
     assert types_ok and checked and after == []
+
+
+def test_cache_check_without_numbas_private_api_compiles_here():
+    """Should Numba's private caching API change (here: a dispatcher without
+    ``_cache``), every kernel counts as cached: nothing goes to a second process."""
+    from fastnn.kernels import aside
+
+    class Dispatcher:
+        overloads = {}
+
+    assert aside._cached(Dispatcher(), ())

@@ -23,7 +23,6 @@ import subprocess
 import sys
 
 from numba import types
-from numba.core.caching import NullCache
 
 from .pointers import Kernel, first_class_functions
 
@@ -69,14 +68,20 @@ def _cost(kernel):
 
 def _cached(kernel, argtypes):
     """Whether ``kernel`` is compiled for ``argtypes`` here or in Numba's cache (read
-    from the cache's index, without loading the code)."""
+    from the cache's index, without loading the code), or has no cache to share. Reads
+    Numba's private caching API (``Dispatcher._cache``, as of Numba 0.68): should that
+    change, every kernel counts as cached and this process compiles them all."""
     if argtypes in kernel.overloads:
         return True
-    cache = kernel._cache
-    if isinstance(cache, NullCache):
-        return False
-    key = cache._index_key(argtypes, kernel.targetctx.codegen())
-    return key in cache._cache_file._load_index()
+    try:
+        from numba.core.caching import NullCache
+        cache = kernel._cache
+        if isinstance(cache, NullCache):
+            return True
+        key = cache._index_key(argtypes, kernel.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:   # noqa: BLE001 - see the docstring
+        return True
 
 
 def enabled():
@@ -97,7 +102,7 @@ def split(plan, extra=0.0):
     half of all the work, ``extra`` seconds that this process compiles afterwards
     included. Empty if that share is under ``MIN_ASIDE`` seconds."""
     todo = [(_cost(kernel), name) for name, (kernel, argtypes, _) in plan.items()
-            if not (isinstance(kernel._cache, NullCache) or _cached(kernel, argtypes))]
+            if not _cached(kernel, argtypes)]
     if not todo:
         return []
     half = (sum(c for c, _ in todo) + extra) / 2
