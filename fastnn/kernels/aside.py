@@ -13,7 +13,7 @@ and so are the weights.
 
 The second process is started only when it pays: two or more cores, caching on, and at
 least ``MIN_ASIDE`` seconds of estimated compile for it (``COSTS``); starting it takes
-~1.5 s of the other core (Python, NumPy, Numba, fastnn). If it fails, this process
+1-1.5 s of the other core (importing NumPy, Numba and fastnn). If it fails, this process
 compiles its share itself. ``FASTNN_COMPILE_ASIDE=0`` turns it off.
 """
 import importlib
@@ -39,7 +39,7 @@ COSTS = {"train_epoch_fused": 12.1, "fused_sparse_update": 8.0, "fused_sparse_sg
 MIN_ASIDE = 4.0
 #: Seconds to wait for the second process before compiling its share here
 TIMEOUT = 900
-#: The second process's program (not ``-m``, which would make a second ``Ref`` class)
+#: The second process's program: reads ``(module, kernel, argtypes)`` from standard input
 _HELPER = "from fastnn.kernels.aside import _main; _main()"
 
 
