@@ -416,7 +416,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         if split:
             copy_halves(params, state, layout, split, H, False)
         return out
-    G = max(1, min(nwork, (batch_size + chunk - 1) // chunk))   # as train_epoch_blas
+    G = max(1, min(nwork, (batch_size + chunk - 1) // chunk))   # workspaces, one per part
     part, parts = blas_kernels(params, layout, codes, slope, cost_code, X, Y, labels,
                                use_labels, order, G > 1)
     return train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels,
@@ -546,6 +546,14 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     return loss, correct, nsamp
 
 
+def _buffer_types(t_params):
+    """Numba types of the C-contiguous 1-D and 2-D views of the workspaces (in the
+    parameters' dtype) and of their int64 index arrays: ``(v1, v2, i1, i2)``."""
+    dt = t_params.dtype
+    return (types.Array(dt, 1, "C"), types.Array(dt, 2, "C"),
+            types.Array(types.int64, 1, "C"), types.Array(types.int64, 2, "C"))
+
+
 #: ``_fused_epoch``'s dispatchers, by argument types
 _FUSED_EPOCHS = {}
 
@@ -613,10 +621,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order,
      t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr, t_indices,
      t_values) = key[:len(args)]
-    v1 = types.Array(t_params.dtype, 1, "C")   # views of the buffers (_block)
-    v2 = types.Array(t_params.dtype, 2, "C")
+    v1, v2, i64, _ = _buffer_types(t_params)   # views of the buffers (_block)
     rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
-    i64 = types.Array(types.int64, 1, "C")
     off = t_layout.dtype                       # layout[l, k]
     code = t_codes.dtype
     B = types.intp                             # e - s
@@ -663,12 +669,12 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
 @njit(cache=True)
 def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                      order, batch_size, chunk, blas_min, l2, l1, max_norm, clip_norm,
-                     opt_code, hyper, state, step, nwork, part, parts):
+                     opt_code, hyper, state, step, G, part, parts):
     """``train_epoch`` for larger batches: the summed gradient of each batch, chunk by
     chunk (BLAS for chunks of at least ``blas_min`` rows), then one optimizer step
     (after gradient clipping and the L1 term, if any; followed by the max-norm
-    constraint, if any)."""
-    G = max(1, min(nwork, (batch_size + chunk - 1) // chunk))
+    constraint, if any). ``G`` workspaces compute that many parts at once; ``parts``
+    is ``no_parts`` exactly when ``G`` is 1 (``train_epoch`` decides both)."""
     (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
      Wc) = workspaces(params, layout, codes, chunk, G, True, blas_min)
     grad = np.empty(params.size, params.dtype)
@@ -741,10 +747,7 @@ def blas_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labe
         return kernels
     t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order = (
         key[:len(args)])
-    v1 = types.Array(t_params.dtype, 1, "C")   # a workspace's row (workspaces)
-    v2 = types.Array(t_params.dtype, 2, "C")   # the stacked workspaces
-    i1 = types.Array(types.int64, 1, "C")
-    i2 = types.Array(types.int64, 2, "C")
+    v1, v2, i1, i2 = _buffer_types(t_params)   # a workspace's rows; the stacked ones
     rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
     n = types.int64
     head = (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, rows,
@@ -864,8 +867,7 @@ def _forward(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
         if fpart is None:
             (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_out,
              t_want) = key
-            v1 = types.Array(t_params.dtype, 1, "C")   # a workspace's row (workspaces)
-            i1 = types.Array(types.int64, 1, "C")
+            v1, _, i1, _ = _buffer_types(t_params)   # a workspace's rows (workspaces)
             n = types.int64
             fpart = Kernel(_forward_part, (t_params, t_layout, t_codes, t_slope, t_cost, t_X,
                                            t_Y, t_labels, t_use, n, n, n, v1, i1, v1, t_out,
