@@ -12,8 +12,8 @@ kernel is first called. The machine code is the same whichever process compiles 
 and so are the weights.
 
 The second process is started only when it pays: two or more cores, caching on, and at
-least ``MIN_ASIDE`` seconds of estimated compile for it (``COSTS``); starting it takes
-1-1.5 s of the other core (importing NumPy, Numba and fastnn). If it fails, this process
+least ``MIN_ASIDE`` seconds of estimated compile for it (``COSTS``); it takes about a
+second to start (``STARTUP``), which the split counts in. If it fails, this process
 compiles its share itself. ``FASTNN_COMPILE_ASIDE=0`` turns it off.
 """
 import importlib
@@ -26,15 +26,20 @@ from numba import types
 
 from .pointers import Kernel, first_class_functions
 
-#: Seconds to compile each kernel with an empty cache (2 cores, AMD Zen 1: config B,
-#: 784-100-10 float32 batch 32 with momentum, a patched ``Dispatcher.compile``); the
-#: stand-ins (``no_*``, not listed) compile in well under a second. Only their ratios
-#: matter: they balance the two processes.
-COSTS = {"train_epoch_fused": 12.1, "fused_sparse_update": 8.0, "fused_sparse_sgd": 7.0,
-         "split_rows_sgd": 7.0, "fused_layer_update": 6.7, "first_layer_halves": 5.3,
-         "forward_sparse": 4.1, "backprop_delta_loops": 2.7, "output_delta": 2.0,
-         "forward_loops": 2.0, "activate": 1.8, "_adaptive_region": 1.7,
-         "max_norm_columns": 0.6}
+#: Seconds to compile each kernel with an empty cache, on one core (2 cores, AMD Zen 1,
+#: 2026-12-05: fits of 784-100-10 float32 at batch 32, SGD with momentum, Adam with
+#: max-norm, and 784-30-10 at batch 10, plain SGD, 3,000 sparse rows, a script timing a
+#: patched ``Dispatcher.compile`` with ``FASTNN_COMPILE_ASIDE=0``); kernels not listed
+#: (the stand-ins ``no_*``) count 0.2 s. Only their ratios to each other and to
+#: ``STARTUP`` matter: they balance the two processes.
+COSTS = {"train_epoch_fused": 7.4, "fused_sparse_update": 7.4, "split_rows_sgd": 5.8,
+         "fused_sparse_sgd": 5.5, "fused_layer_update": 4.5, "first_layer_halves": 3.7,
+         "forward_sparse": 2.2, "backprop_delta_loops": 2.0, "forward_loops": 1.5,
+         "output_delta": 1.3, "activate": 1.1, "_gather": 0.75, "max_norm_columns": 0.4,
+         "no_first_layer_halves": 0.3}
+#: Seconds from starting the second process to its first compile: Python, importing
+#: NumPy, Numba and fastnn, and Numba's compiler set-up (1.1-1.2 s, the same machine)
+STARTUP = 1.0
 #: Estimated seconds of compile below which the second process is not started
 MIN_ASIDE = 4.0
 #: Seconds to wait for the second process before compiling its share here
@@ -98,20 +103,27 @@ def enabled():
 
 def split(plan, extra=0.0):
     """The names of the kernels of ``plan`` (resolved) to compile in the second
-    process: those not compiled or cached, largest first, while its share stays within
-    half of all the work, ``extra`` seconds that this process compiles afterwards
-    included. Empty if that share is under ``MIN_ASIDE`` seconds."""
-    todo = [(_cost(kernel), name) for name, (kernel, argtypes, _) in plan.items()
+    process, in plan order: of those not compiled or cached, the share that makes the
+    two processes finish first, this one compiling the rest and then ``extra`` seconds
+    more, the second one starting ``STARTUP`` seconds late (``COSTS``; of equally good
+    shares, the smallest). Empty if that share is under ``MIN_ASIDE`` seconds.
+
+    Every subset is tried: a plan has about ten kernels (a thousand subsets, a few
+    milliseconds, once per kind of fit and only with kernels to compile). Taking the
+    largest kernels while they fit in half of the work, instead, left this process
+    waiting 3.4-3.5 s for the second one in a cold fit of config B."""
+    todo = [(name, _cost(kernel)) for name, (kernel, argtypes, _) in plan.items()
             if not _cached(kernel, argtypes)]
-    if not todo:
+    total = sum(c for _, c in todo) + extra
+    best, best_end, best_share = 0, total, 0.0    # nothing aside
+    for mask in range(1, 1 << len(todo)):
+        share = sum(c for i, (_, c) in enumerate(todo) if mask >> i & 1)
+        end = max(total - share, STARTUP + share)
+        if end < best_end - 1e-9 or (end < best_end + 1e-9 and share < best_share):
+            best, best_end, best_share = mask, end, share
+    if best_share < MIN_ASIDE:
         return []
-    half = (sum(c for c, _ in todo) + extra) / 2
-    aside, share = [], 0.0
-    for c, name in sorted(todo, key=lambda t: -t[0]):
-        if share + c <= half:
-            aside.append(name)
-            share += c
-    return aside if share >= MIN_ASIDE else []
+    return [name for i, (name, _) in enumerate(todo) if best >> i & 1]
 
 
 class _Helper:

@@ -630,12 +630,13 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     yes = types.boolean
     adaptive = adaptive_step(opt_code, params.dtype, state, hyper)
     t_adaptive = ty(adaptive)
-    gather = Kernel(_gather, (t_X, t_Y, t_labels, t_use, rows, v1, v1, i64, yes))
-    T, lab = gather.signature().return_type.types[1:]
-    # the others, with their return types, compiled in two processes at once when the
-    # cache lacks enough of them (aside: this one compiles the epoch meanwhile)
+    # with their return types, compiled in two processes at once when the cache lacks
+    # enough of them (aside: this one compiles the epoch meanwhile)
     none = types.none
     plan = {
+        # (the batch's inputs, its targets and its labels: views of acts, Tws, labws)
+        "gather": (_gather, (t_X, t_Y, t_labels, t_use, rows, v1, v1, i64, yes),
+                   types.Tuple((v2, v2, i64))),
         "fwd_sparse": (forward_sparse if sparse else no_forward_sparse,
                        (t_values, t_indptr, t_indices, rows, v2, v1, v2), none),
         # split_rows (halves.rows_pay) implies a CSR index and plain SGD
@@ -650,7 +651,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
                     Ref("upd_sparse"), Ref("fwd_sparse")), none),
         "fwd_loops": (forward_loops, (v2, v2, v1, v2, yes), none),
         "act": (activate, (v2, v2, code, t_slope), none),
-        "out_delta": (output_delta, (v2, v2, T, lab, t_use, code, t_cost, v2),
+        "out_delta": (output_delta, (v2, v2, v2, i64, t_use, code, t_cost, v2),
                       types.Tuple((types.float64, types.int64))),   # (cost sum, correct)
         "bprop": (backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1), none),
         "upd_layer": (fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2,
@@ -660,7 +661,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
                           (v2, t_max_norm, v1), none),
     }
     k = compile_plan(plan, extra=COSTS["train_epoch_fused"])
-    kernels = (gather, k["fwd_sparse"], k["fwd_loops"], k["act"], k["out_delta"], k["bprop"],
+    kernels = (k["gather"], k["fwd_sparse"], k["fwd_loops"], k["act"], k["out_delta"], k["bprop"],
                k["upd_sparse"], k["upd_layer"], k["max_norm_cols"], adaptive, k["halves"])
     _FUSED_KERNELS[key] = kernels
     return kernels
