@@ -579,10 +579,8 @@ class Network:
                                                      indptr=scan[0] if scan else None)
         step = max(1, -(-n // (slices * batch_size))) * batch_size
         nwork = _workers(chunk)
-        if indptr.size and (_kh.halves_pay(self.sizes[1], batch_size, opt.code, l1, max_norm,
-                                           True)
-                            or _kh.rows_pay(self.sizes[1], batch_size, opt.code, l1, True,
-                                            self._params.itemsize)):
+        if indptr.size and _kh.halves_pay(self.sizes[1], batch_size, opt.code, l1, max_norm,
+                                          True):
             # the first layer in two halves on two threads (same bits); starts the pool
             nwork = _threads.workers()
         for k in range(epochs):

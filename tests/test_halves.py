@@ -1,8 +1,6 @@
 """The first layer in two column halves on two threads (``fastnn/kernels/halves.py``):
 chosen where it was measured to pay, bitwise the whole layer's weights, the same stop
-and weights when a run diverges mid-epoch, and serial (same bits) in a forked child.
-Narrower layers update their rows in two halves instead (``split_rows_sgd``): bitwise
-one thread's weights."""
+and weights when a run diverges mid-epoch, and serial (same bits) in a forked child."""
 import textwrap
 
 import numpy as np
@@ -81,56 +79,6 @@ def test_halves_give_the_whole_layers_bits(monkeypatch, dtype, width, opt, batch
         params.append(net.params)
         cuts.append(set(spy.cuts))
     assert cuts[0] == {0} and cuts[1] == {halves.split_column(width, 2, SGD, 0, 0, True, 2)}
-    assert np.array_equal(params[0], params[1])
-
-
-def test_which_layers_update_their_rows_in_two_halves():
-    """``rows_pay``: a CSR index, SGD without L1, batches of 2 or more and at most two
-    64-byte registers a row (32 units in float32, 16 in float64): the layers too narrow
-    for the column halves."""
-    ok = dict(m=30, batch_size=10, opt_code=SGD, l1=0.0, sparse=True, itemsize=4)
-    assert halves.rows_pay(**ok)
-    assert [m for m in range(1, 40) if halves.rows_pay(**dict(ok, m=m))] == list(range(1, 33))
-    assert [m for m in range(1, 40)
-            if halves.rows_pay(**dict(ok, m=m, itemsize=8))] == list(range(1, 17))
-    for change in (dict(batch_size=1), dict(opt_code=SGD + 1), dict(l1=1e-4),
-                   dict(sparse=False)):
-        assert not halves.rows_pay(**dict(ok, **change)), change
-    for m in range(1, 200):   # never both halves
-        assert not (halves.rows_pay(**dict(ok, m=m))
-                    and halves.halves_pay(m, 10, SGD, 0.0, 0.0, True))
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("width", [1, 5, 8, 9, 16, 17, 30, 32])
-@pytest.mark.parametrize("opt", ["plain", "momentum", "nesterov", "l2"])
-@pytest.mark.parametrize("batch_size", [2, 7])
-def test_row_halves_give_one_threads_bits(monkeypatch, dtype, width, opt, batch_size):
-    """``halves.split_rows_sgd`` (the first layer's rows in two halves, one per thread)
-    against one thread: widths either side of one and two registers, every SGD
-    variant, a last batch of one sample (29 = 4 * 7 + 1 = 14 * 2 + 1, the online step
-    for plain SGD): bitwise the same weights and, in float64, the NumPy reference's
-    to 1e-10."""
-    X, y, sgd, l2 = sgd_case(29, opt)
-    X[:, 15] = 0.0
-    params, took = [], []
-    for threads in (1, 2):
-        with monkeypatch.context() as m:
-            Spy(m, threads)
-            seen = []
-            real = train.rows_pay
-            m.setattr(train, "rows_pay", lambda *a: seen.append(real(*a)) or seen[-1])
-            net = fnn.Network([20, width, 3], dtype=dtype, seed=4)
-            net.fit(X, y, epochs=2, batch_size=batch_size, optimizer=fnn.SGD(0.05, **sgd),
-                    l2=l2, progress=False)
-            if dtype == "float64" and threads == 2:
-                net_ref = fnn.Network([20, width, 3], dtype=dtype, seed=4)
-                assert run_both(net_ref, X, y, 2, batch_size, 0.05, l2, sgd) <= 1e-10
-        params.append(net.params)
-        took.append(set(seen))
-    lanes = 64 // np.dtype(dtype).itemsize
-    # asked only with two threads, and only where the fit starts them for it
-    assert took[0] == set() and took[1] == ({True} if width <= 2 * lanes else set())
     assert np.array_equal(params[0], params[1])
 
 

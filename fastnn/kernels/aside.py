@@ -32,10 +32,10 @@ from .pointers import Kernel, first_class_functions
 #: patched ``Dispatcher.compile`` with ``FASTNN_COMPILE_ASIDE=0``); kernels not listed
 #: (the stand-ins ``no_*``) count 0.2 s. Only their ratios to each other and to
 #: ``STARTUP`` matter: they balance the two processes.
-COSTS = {"train_epoch_fused": 7.4, "fused_sparse_update": 7.4, "split_rows_sgd": 5.8,
-         "fused_sparse_sgd": 5.5, "fused_layer_update": 4.5, "first_layer_halves": 3.7,
-         "forward_sparse": 2.2, "backprop_delta_loops": 2.0, "forward_loops": 1.5,
-         "output_delta": 1.3, "activate": 1.1, "_gather": 0.75, "max_norm_columns": 0.4,
+COSTS = {"train_epoch_fused": 7.4, "fused_sparse_update": 7.4, "fused_sparse_sgd": 5.5,
+         "fused_layer_update": 4.5, "first_layer_halves": 3.7, "forward_sparse": 2.2,
+         "backprop_delta_loops": 2.0, "forward_loops": 1.5, "output_delta": 1.3,
+         "activate": 1.1, "_gather": 0.75, "max_norm_columns": 0.4,
          "no_first_layer_halves": 0.3}
 #: Seconds from starting the second process to its first compile: Python, importing
 #: NumPy, Numba and fastnn, and Numba's compiler set-up (1.1-1.2 s, the same machine)

@@ -41,9 +41,15 @@ another for the forward (two a batch), the first layer alone took 0.78-0.98 of t
 whole layer's time (median) instead of 0.70-0.82 with one. Batch 1 keeps the whole layer
 (``split_column``): a region costs ~1-2 us to start and end.
 
-Layers too narrow for the cut (at most two registers a row: config A's 30 units) update
-their rows in two halves instead, inputs ``[0, n/2)`` and ``[n/2, n)``, one per thread
-(``split_rows_sgd``), and run their forward on the calling thread.
+Layers too narrow for the cut (config A's 30 units) stay whole, on one thread. Their
+update's rows in two halves on two threads (a parallel region a batch; the forward on
+the calling thread; same bits) was slower: MNIST epochs of config A on a quiet machine
+(2026-12-05, a script outside the repository, best / median of 5 each, fresh processes
+alternated), 1 thread 0.232-0.237 / 0.237-0.245 s against 2 threads 0.237-0.329 /
+0.251-0.330 s; with momentum 0.9 0.348-0.374 / 0.350-0.396 s against 0.445-0.499 /
+0.493-0.505 s. (On 2026-12-04, on a busier machine, it had measured 0.93-0.96 of one
+thread's time; this project's benchmark table, at 7f1561c, had A at 0.294 s on 1
+thread and 0.361 s on 2.)
 
 Compile time (empty cache, config B, per-kernel times of a monkeypatched
 ``Dispatcher.compile``): ``first_layer_halves`` 1.8-2.6 s, a parallel region being
@@ -54,10 +60,8 @@ epoch's compile.
 import numpy as np
 from numba import njit, prange
 
-from ._numeric import like
-from .simd import _REGISTER_BYTES, lanes
-from .updates import (SGD, _bias_step, _fused_setup, _online_sgd, _summed_rows,
-                      _vec_rows_sgd, sorts_terms)
+from .simd import lanes
+from .updates import SGD, sorts_terms
 
 #: the cut is a multiple of this many columns: whole registers for float32 and float64
 HALF_ALIGN = 16
@@ -200,56 +204,3 @@ def no_first_layer_halves(H, c, values, indptr, indices, urows, D, frows, Z, w_o
                           opt_code, hyper, t, sc, adaptive, upd, fwd):
     """``first_layer_halves``' stand-in for fits that keep the layer whole: never
     called."""
-
-
-def rows_pay(m, batch_size, opt_code, l1, sparse, itemsize):
-    """Whether the first layer's update (``m`` units, parameters of ``itemsize``
-    bytes), given two threads, runs as ``split_rows_sgd``: its rows in two halves, one
-    per thread. For layers of at most two registers (32 units in float32), too narrow
-    for the column halves (``halves_pay``), whose gradient rows are added term by term
-    into ``G``; under SGD without L1, with a CSR index and batches of at least 2 (a
-    batch of 1 takes the online step)."""
-    L = _REGISTER_BYTES // itemsize   # simd.lanes
-    return sparse and opt_code == SGD and l1 == 0 and batch_size >= 2 and m <= 2 * L
-
-
-@njit(cache=True, parallel=True)
-def split_rows_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
-                   touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
-                   adaptive):
-    """``updates.fused_sparse_sgd`` with the rows of ``W`` in two halves, inputs ``[0,
-    n/2)`` and ``[n/2, n)``, summed and stepped on two threads (``rows_pay``): each
-    thread adds only its rows' terms into ``G`` (``updates._summed_rows``), in batch
-    order, and steps only its rows. Every row goes through the same operations in the
-    same order as on one thread, so the weights are bitwise the same. Same arguments as
-    ``fused_sparse_sgd``, whose rows ``rows_pay`` keeps unsorted (``cnt`` is empty); a
-    last batch of one sample under plain SGD takes the online step, on the calling
-    thread.
-
-    Measured on AMD Zen 1 (2026-12-04) with a script outside the repository, whole
-    fits of an MNIST epoch alternated in one process with the commit before (one
-    thread's update), new / old time, best of 7-11, same weights in every run: config A
-    (784-30-10 sigmoid, batch 10, no momentum) 0.93-0.96 in five runs (medians
-    0.95-0.97 in three; 1.28-1.30 in two on a busy machine); the same with momentum 0.9
-    0.87-0.91 in three runs. That is less than half of the update's share of A's batch
-    (about half, from cycle counts of an instrumented epoch); likely causes, not measured
-    apart: a parallel region costs ~2.5 us to start and end (an empty one, timed), and
-    the second thread steps rows that the calling thread then reads in the next
-    forward. Import to the end of a first epoch of A with an empty cache: 43.5-45.3 s
-    against 44.1-44.9 s (three runs each, alternated)."""
-    n, m = W.shape
-    (inv_b, l2c, l1b, lr, mu, damp, nesterov, sgd, sparse_ok, first, vel,
-     VW) = _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step)
-    if rows.size == 1 and sparse_ok:
-        _online_sgd(W, bias, values, indptr, indices, rows[0], D[0], lr)
-        return
-    keep = like(W, 1.0) - damp
-    cut = n // 2
-    for h in prange(2):
-        lo = 0 if h == 0 else cut
-        hi = cut if h == 0 else n
-        _summed_rows(values, indptr, indices, rows, D, G, touched, lo, hi)
-        _vec_rows_sgd(W[lo:hi], VW[lo:hi], G[lo:hi], touched[lo:hi], inv_b, l2c, lr, mu,
-                      keep, nesterov, first, sparse_ok)
-    _bias_step(bias, D, g[:m], vel, state, b_off, inv_b, lr, mu, damp, nesterov, first,
-               sgd, opt_code, hyper, sc, adaptive)

@@ -26,7 +26,7 @@ from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compa
                     forward_loops, forward_sparse, gradients, gradients_compact,
                     no_forward_sparse, output_delta)
 from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
-                     rows_pay, split_column, split_rows_sgd)
+                     split_column)
 from .aside import COSTS, Ref, compile_plan
 from .pointers import Kernel, first_class_functions
 from .simd import lanes, prefetch, store_nonzeros
@@ -406,9 +406,7 @@ def train_epoch(params, layout, codes, slope, cost_code, X, Y, labels, use_label
         args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                 batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
                 indices, values, split, H)
-        rows = nwork >= 2 and rows_pay(layout[0, 3], batch_size, opt_code, l1,
-                                       indptr.size > 0, params.itemsize)
-        kernels = fused_kernels(*args, split_rows=rows)
+        kernels = fused_kernels(*args)
         epoch = _fused_epoch(args, kernels)
         if split:
             copy_halves(params, state, layout, split, H, True)
@@ -586,7 +584,7 @@ _FUSED_KERNELS = {}
 
 def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order,
                   batch_size, chunk, l2, l1, max_norm, opt_code, hyper, state, step, indptr,
-                  indices, values, split, H, split_rows=False):
+                  indices, values, split, H):
     """The kernels ``train_epoch_fused`` calls, as function pointers (``pointers.Kernel``)
     in the order of its last arguments, for a call with these (its other) arguments.
     ``batch_size`` and ``chunk`` do not change them.
@@ -613,8 +611,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     sparse = indptr.size > 0
     plain = opt_code == SGD and l1 == 0   # updates.fused_sparse_sgd
     halved = sparse and split > 0
-    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved,
-                                        split_rows)
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -639,9 +636,8 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
                    types.Tuple((v2, v2, i64))),
         "fwd_sparse": (forward_sparse if sparse else no_forward_sparse,
                        (t_values, t_indptr, t_indices, rows, v2, v1, v2), none),
-        # split_rows (halves.rows_pay) implies a CSR index and plain SGD
-        "upd_sparse": ((split_rows_sgd if split_rows else fused_sparse_sgd if plain
-                        else fused_sparse_update) if sparse else no_sparse_update,
+        "upd_sparse": ((fused_sparse_sgd if plain else fused_sparse_update) if sparse
+                       else no_sparse_update,
                        (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
                         v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
                         t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive), none),

@@ -637,30 +637,15 @@ def _summed_gradient(values, indptr, indices, rows, D, G, touched):
     inputs ``i``; ``touched`` marks the rows with a term. Row-indexed loads and stores,
     not ``G[i]`` views (see ``_sgd_lanes``); the padding lanes add ``x * 0`` (``D``'s lanes
     past ``m`` load as 0), so they stay 0."""
-    _summed_rows(values, indptr, indices, rows, D, G, touched, 0, G.shape[0])
-
-
-@njit(cache=True, inline="always")
-def _summed_rows(values, indptr, indices, rows, D, G, touched, lo, hi):
-    """``_summed_gradient`` for the rows ``lo <= i < hi`` of ``G`` alone (the terms of
-    the other inputs are skipped: each sample's are found by a binary search in its
-    sorted ``indices``), in the same order, so to the same bits."""
     m = D.shape[1]
     L = lanes(D[0])
-    n = G.shape[0]
     for b in range(rows.size):
         r = rows[b]
         d = D[b]
-        p0 = indptr[r]
-        p1 = indptr[r + 1]
-        if lo > 0:
-            p0 += np.searchsorted(indices[p0:p1], lo)
-        if hi < n:
-            p1 = p0 + np.searchsorted(indices[p0:p1], hi)
         if m <= VEC_REGISTERS * L:  # the sample's delta held in registers
             d0 = vload(d, 0, m)
             d1 = vload(d, L, m)
-            for p in range(np.uint64(p0), np.uint64(p1)):
+            for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
                 i = np.uint64(indices[p])  # unsigned: no wraparound code
                 a = values[p]
                 vstorepad(G, i, 0, vmadd(vloadpad(G, i, 0), a, d0))
@@ -668,7 +653,7 @@ def _summed_rows(values, indptr, indices, rows, D, G, touched, lo, hi):
                     vstorepad(G, i, L, vmadd(vloadpad(G, i, L), a, d1))
                 touched[i] = 1
         else:
-            for p in range(np.uint64(p0), np.uint64(p1)):
+            for p in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
                 i = np.uint64(indices[p])
                 a = values[p]
                 for j in range(0, m, L):
