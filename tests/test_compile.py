@@ -37,6 +37,8 @@ SCRIPT = textwrap.dedent(r"""
     kernels = {"forward_sparse": dense.forward_sparse,
                "fused_sparse_update": updates.fused_sparse_update,
                "fused_sparse_sgd": updates.fused_sparse_sgd,
+               "fused_sparse_sgd_sorted": updates.fused_sparse_sgd_sorted,
+               "fused_sparse_sgd_summed": updates.fused_sparse_sgd_summed,
                "fused_layer_update": updates.fused_layer_update,
                "adaptive_region": updates._adaptive_region,
                "max_norm_columns": updates.max_norm_columns,

@@ -33,6 +33,7 @@ from .pointers import Kernel, first_class_functions
 #: (the stand-ins ``no_*``) count 0.2 s. Only their ratios to each other and to
 #: ``STARTUP`` matter: they balance the two processes.
 COSTS = {"train_epoch_fused": 7.4, "fused_sparse_update": 7.4, "fused_sparse_sgd": 5.5,
+         "fused_sparse_sgd_sorted": 4.6, "fused_sparse_sgd_summed": 3.7,
          "fused_layer_update": 4.5, "first_layer_halves": 3.7, "forward_sparse": 2.2,
          "backprop_delta_loops": 2.0, "forward_loops": 1.5, "output_delta": 1.3,
          "activate": 1.1, "_gather": 0.75, "max_norm_columns": 0.4,

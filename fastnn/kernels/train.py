@@ -26,13 +26,13 @@ from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compa
                     forward_loops, forward_sparse, gradients, gradients_compact,
                     no_forward_sparse, output_delta)
 from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
-                     split_column)
+                     padded_width, split_column)
 from .aside import COSTS, Ref, compile_plan
 from .pointers import Kernel, first_class_functions
-from .simd import lanes, prefetch, store_nonzeros
+from .simd import _REGISTER_BYTES, lanes, prefetch, store_nonzeros
 from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, fused_layer_update,
-                      fused_sparse_sgd, fused_sparse_update, max_norm_columns, no_max_norm,
-                      no_sparse_update, regularize_gradient, sorts_terms, step_scalars)
+                      fused_sparse_update, max_norm_columns, no_max_norm, no_sparse_update,
+                      regularize_gradient, sorts_terms, sparse_sgd_paths, step_scalars)
 
 
 @njit(cache=True, inline="always")
@@ -596,7 +596,9 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     without a CSR index, the max-norm step without ``max_norm``, the adaptive rules'
     step for SGD: ``updates.adaptive_step``) are empty stand-ins with their parameters,
     so they are not compiled; SGD without L1 gets the sparse first layer's update
-    without the other rules' branch (``updates.fused_sparse_sgd``).
+    without the other rules' branch (``updates.fused_sparse_sgd``), and without the
+    other way to sum its rows where the layer (or each of its halves) takes one
+    (``updates.sparse_sgd_paths``).
 
     Measured with a script that times a fresh ``python`` process from ``import fastnn``
     to the end of a first epoch, empty ``NUMBA_CACHE_DIR`` (784-100-10, float32, batch
@@ -609,9 +611,15 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     args = (params, layout, codes, slope, cost_code, X, Y, labels, use_labels, order, l2,
             l1, max_norm, opt_code, hyper, state, step, indptr, indices, values)  # not sizes
     sparse = indptr.size > 0
-    plain = opt_code == SGD and l1 == 0   # updates.fused_sparse_sgd
     halved = sparse and split > 0
-    key = tuple(ty(a) for a in args) + (opt_code == SGD, plain, sparse, max_norm > 0, halved)
+    # the first layer's update: for SGD without L1, the variant of updates.fused_sparse_sgd
+    # for the way (or ways) its parts sum their rows, as the epoch and the halves choose
+    m0 = int(layout[0, 3])
+    widths = (padded_width.py_func(split), padded_width.py_func(m0 - split)) if halved else (m0,)
+    upd = ((sparse_sgd_paths(widths, _REGISTER_BYTES // params.itemsize)
+            if opt_code == SGD and l1 == 0 else fused_sparse_update) if sparse
+           else no_sparse_update)
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, upd, sparse, max_norm > 0, halved)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -636,8 +644,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
                    types.Tuple((v2, v2, i64))),
         "fwd_sparse": (forward_sparse if sparse else no_forward_sparse,
                        (t_values, t_indptr, t_indices, rows, v2, v1, v2), none),
-        "upd_sparse": ((fused_sparse_sgd if plain else fused_sparse_update) if sparse
-                       else no_sparse_update,
+        "upd_sparse": (upd,
                        (v2, v1, t_values, t_indptr, t_indices, rows, v2, t_state, off, off,
                         v1, v2, types.Array(types.uint8, 1, "C"), i64, i64, v1, B, t_l2,
                         t_l1, t_opt, t_hyper, t_step.dtype, sc, t_adaptive), none),

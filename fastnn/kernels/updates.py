@@ -690,7 +690,8 @@ def fused_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off,
      VW) = _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step)
     if sgd and l1b == 0:
         if _sparse_sgd_rows(W, bias, values, indptr, indices, rows, D, G, touched, cnt, tb,
-                            ta, inv_b, l2c, lr, mu, damp, nesterov, first, sparse_ok, VW):
+                            ta, inv_b, l2c, lr, mu, damp, nesterov, first, sparse_ok, VW,
+                            BOTH_PATHS):
             return
     else:
         if cnt.size > 0:  # the widths _sorted_gradient is for
@@ -709,6 +710,26 @@ def fused_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off,
                sgd, opt_code, hyper, sc, adaptive)
 
 
+#: Which of ``_sparse_sgd_rows``' two paths a kernel compiles: both (chosen per call by
+#: the term lists' size), only the sorted terms' (``_sorted_sgd``), only the summed
+#: rows' (``_summed_gradient``)
+BOTH_PATHS, SORTED_PATH, SUMMED_PATH = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _fused_sparse_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
+                      touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
+                      adaptive, paths):
+    m = D.shape[1]
+    (inv_b, l2c, l1b, lr, mu, damp, nesterov, sgd, sparse_ok, first, vel,
+     VW) = _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step)
+    if _sparse_sgd_rows(W, bias, values, indptr, indices, rows, D, G, touched, cnt, tb, ta,
+                        inv_b, l2c, lr, mu, damp, nesterov, first, sparse_ok, VW, paths):
+        return
+    _bias_step(bias, D, g[:m], vel, state, b_off, inv_b, lr, mu, damp, nesterov, first,
+               sgd, opt_code, hyper, sc, adaptive)
+
+
 @njit(cache=True)
 def fused_sparse_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
                      touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
@@ -720,15 +741,52 @@ def fused_sparse_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_
     a first epoch with an empty cache (784-100-10, float32, batch 32, momentum, 5,000
     MNIST samples; 4 runs of each, alternated): 15.1-16.4 s with ``fused_sparse_update``
     for every rule, 14.0-15.2 s so; this kernel's own compile 1.25 s, against 1.87 s
-    for ``fused_sparse_update`` and 0.66 s for ``_sorted_gradient``."""
-    m = D.shape[1]
-    (inv_b, l2c, l1b, lr, mu, damp, nesterov, sgd, sparse_ok, first, vel,
-     VW) = _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step)
-    if _sparse_sgd_rows(W, bias, values, indptr, indices, rows, D, G, touched, cnt, tb, ta,
-                        inv_b, l2c, lr, mu, damp, nesterov, first, sparse_ok, VW):
-        return
-    _bias_step(bias, D, g[:m], vel, state, b_off, inv_b, lr, mu, damp, nesterov, first,
-               sgd, opt_code, hyper, sc, adaptive)
+    for ``fused_sparse_update`` and 0.66 s for ``_sorted_gradient``.
+
+    It holds both ways to sum the rows (``sorts_terms``); a fit whose first layer (or
+    both of its halves) takes one only gets ``fused_sparse_sgd_sorted`` or
+    ``fused_sparse_sgd_summed`` (``sparse_sgd_paths``), which compile that one."""
+    _fused_sparse_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
+                      touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
+                      adaptive, BOTH_PATHS)
+
+
+@njit(cache=True)
+def fused_sparse_sgd_sorted(W, bias, values, indptr, indices, rows, D, state, w_off, b_off,
+                            g, G, touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper,
+                            step, sc, adaptive):
+    """``fused_sparse_sgd`` for first layers whose rows are all summed over sorted terms
+    (non-empty ``cnt``)."""
+    _fused_sparse_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
+                      touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
+                      adaptive, SORTED_PATH)
+
+
+@njit(cache=True)
+def fused_sparse_sgd_summed(W, bias, values, indptr, indices, rows, D, state, w_off, b_off,
+                            g, G, touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper,
+                            step, sc, adaptive):
+    """``fused_sparse_sgd`` for first layers whose rows are all summed term by term into
+    ``G`` (empty ``cnt``)."""
+    _fused_sparse_sgd(W, bias, values, indptr, indices, rows, D, state, w_off, b_off, g, G,
+                      touched, cnt, tb, ta, batch, l2, l1, opt_code, hyper, step, sc,
+                      adaptive, SUMMED_PATH)
+
+
+def sparse_sgd_paths(widths, lanes_):
+    """The kernel for the first layer's update under SGD without L1, given the widths
+    (as stored) of the parts it runs on (the whole layer, or its two halves) and the
+    lanes of a register: ``fused_sparse_sgd_sorted`` or ``fused_sparse_sgd_summed`` if
+    every part takes the same way to sum its rows (``sorts_terms``), else
+    ``fused_sparse_sgd``. Measured, each kernel's compile alone in a fresh process with
+    an empty cache (float32 argument types; 2026-12-05): ``fused_sparse_sgd`` 5.5 s,
+    ``fused_sparse_sgd_sorted`` 4.6 s, ``fused_sparse_sgd_summed`` 3.7 s."""
+    ways = {sorts_terms.py_func(w, lanes_) for w in widths}
+    if ways == {True}:
+        return fused_sparse_sgd_sorted
+    if ways == {False}:
+        return fused_sparse_sgd_summed
+    return fused_sparse_sgd
 
 
 @njit(cache=True, inline="always")
@@ -751,18 +809,27 @@ def _online_sgd(W, bias, values, indptr, indices, r, d, lr):
 
 @njit(cache=True, inline="always")
 def _sparse_sgd_rows(W, bias, values, indptr, indices, rows, D, G, touched, cnt, tb, ta,
-                     inv_b, l2c, lr, mu, damp, nesterov, first, sparse_ok, VW):
+                     inv_b, l2c, lr, mu, damp, nesterov, first, sparse_ok, VW, paths):
     """The first layer's rows under SGD without L1 (``fused_sparse_update``,
     ``fused_sparse_sgd``); returns True if it took the online step, which updates the
-    bias too."""
+    bias too. ``paths`` (a constant at each call: ``BOTH_PATHS``, ``SORTED_PATH``,
+    ``SUMMED_PATH``) leaves the other way to sum the rows out of the compiled code."""
     if rows.size == 1 and sparse_ok:
         _online_sgd(W, bias, values, indptr, indices, rows[0], D[0], lr)
         return True
     keep = like(W, 1.0) - damp
-    if cnt.size > 0:  # the widths _sorted_gradient is for
+    # the widths _sorted_gradient is for have non-empty term lists (cnt). One constant
+    # comparison per branch: Numba drops a branch only on such a test.
+    if paths == SORTED_PATH:
+        sort = True
+    elif paths == SUMMED_PATH:
+        sort = False
+    else:
+        sort = cnt.size > 0
+    if paths != SUMMED_PATH and sort:
         _sorted_sgd(W, VW, values, indptr, indices, rows, D, cnt, tb, ta, inv_b, l2c, lr,
                     mu, keep, nesterov, first, sparse_ok)
-    else:
+    elif paths != SORTED_PATH:
         _summed_gradient(values, indptr, indices, rows, D, G, touched)
         _vec_rows_sgd(W, VW, G, touched, inv_b, l2c, lr, mu, keep, nesterov, first,
                       sparse_ok)
