@@ -150,21 +150,3 @@ def test_forked_child_keeps_the_layer_whole_with_the_same_bits():
     assert exitcode == "0" and whole == "True"
     assert here == there
 
-
-def test_the_first_layers_update_compiles_only_the_ways_its_parts_sum_rows():
-    """Under SGD without L1 the first layer's update is the variant of
-    ``fused_sparse_sgd`` for the ways its parts (the whole layer, or each half as
-    stored) sum their rows (``sorts_terms``): one way, that way's kernel; two, the
-    kernel with both."""
-    from fastnn.kernels import updates as u
-    L32, L64 = 16, 8   # lanes of float32 and float64 in a 64-byte register
-    assert u.sparse_sgd_paths((100,), L32) is u.fused_sparse_sgd_sorted   # config B
-    assert u.sparse_sgd_paths((30,), L32) is u.fused_sparse_sgd_summed    # config A
-    assert u.sparse_sgd_paths((64, 48), L32) is u.fused_sparse_sgd_sorted  # B's halves
-    assert u.sparse_sgd_paths((32, 16), L32) is u.fused_sparse_sgd_summed
-    assert u.sparse_sgd_paths((32, 16), L64) is u.fused_sparse_sgd       # 16 < 32: sorted
-    assert u.sparse_sgd_paths((80, 64), L64) is u.fused_sparse_sgd       # 80 > 64: summed
-    for m in range(1, 300):
-        sorted_ = u.sorts_terms.py_func(m, L32)
-        assert u.sparse_sgd_paths((m,), L32) is (u.fused_sparse_sgd_sorted if sorted_
-                                                 else u.fused_sparse_sgd_summed)

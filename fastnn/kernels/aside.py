@@ -34,10 +34,10 @@ from .pointers import Kernel, first_class_functions
 #: ``STARTUP`` matter: they balance the two processes.
 COSTS = {"train_epoch_fused": 7.4, "fused_sparse_update": 7.4, "fused_sparse_sgd": 5.5,
          "fused_sparse_sgd_sorted": 4.6, "fused_sparse_sgd_summed": 3.7,
-         "fused_layer_update": 4.5, "first_layer_halves": 3.7, "forward_sparse": 2.2,
-         "backprop_delta_loops": 2.0, "forward_loops": 1.5, "output_delta": 1.3,
-         "activate": 1.1, "_gather": 0.75, "max_norm_columns": 0.4,
-         "no_first_layer_halves": 0.3}
+         "fused_layer_update": 4.5, "fused_layer_update_flat": 3.1,
+         "first_layer_halves": 3.7, "forward_sparse": 2.2, "backprop_delta_loops": 2.0,
+         "forward_loops": 1.5, "output_delta": 1.3, "activate": 1.1, "_gather": 0.75,
+         "max_norm_columns": 0.4, "no_first_layer_halves": 0.3}
 #: Seconds from starting the second process to its first compile: Python, importing
 #: NumPy, Numba and fastnn, and Numba's compiler set-up (1.1-1.2 s, the same machine)
 STARTUP = 1.0

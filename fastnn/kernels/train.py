@@ -30,8 +30,8 @@ from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_lay
 from .aside import COSTS, Ref, compile_plan
 from .pointers import Kernel, first_class_functions
 from .simd import _REGISTER_BYTES, lanes, prefetch, store_nonzeros
-from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, fused_layer_update,
-                      fused_sparse_update, max_norm_columns, no_max_norm, no_sparse_update,
+from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, flat_layers,
+                      fused_layer_update, fused_layer_update_flat, fused_sparse_update, max_norm_columns, no_max_norm, no_sparse_update,
                       regularize_gradient, sorts_terms, sparse_sgd_paths, step_scalars)
 
 
@@ -619,7 +619,11 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     upd = ((sparse_sgd_paths(widths, _REGISTER_BYTES // params.itemsize)
             if opt_code == SGD and l1 == 0 else fused_sparse_update) if sparse
            else no_sparse_update)
-    key = tuple(ty(a) for a in args) + (opt_code == SGD, upd, sparse, max_norm > 0, halved)
+    # the other layers' (and a dense first layer's): flat steps only, where all take them
+    flat = flat_layers(layout, 1 if sparse else 0, opt_code, l1,
+                       _REGISTER_BYTES // params.itemsize)
+    key = tuple(ty(a) for a in args) + (opt_code == SGD, upd, flat, sparse, max_norm > 0,
+                                        halved)
     kernels = _FUSED_KERNELS.get(key)
     if kernels is not None:
         return kernels
@@ -657,9 +661,9 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
         "out_delta": (output_delta, (v2, v2, v2, i64, t_use, code, t_cost, v2),
                       types.Tuple((types.float64, types.int64))),   # (cost sum, correct)
         "bprop": (backprop_delta_loops, (v2, v2, v2, code, t_slope, v2, v1), none),
-        "upd_layer": (fused_layer_update, (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2,
-                                           t_l1, t_opt, t_hyper, t_step.dtype, sc,
-                                           t_adaptive), none),
+        "upd_layer": (fused_layer_update_flat if flat else fused_layer_update,
+                      (v2, v1, v2, v2, t_state, off, off, v1, B, t_l2, t_l1, t_opt, t_hyper,
+                       t_step.dtype, sc, t_adaptive), none),
         "max_norm_cols": (max_norm_columns if max_norm > 0 else no_max_norm,
                           (v2, t_max_norm, v1), none),
     }
