@@ -751,7 +751,9 @@ def fused_sparse_update(W, bias, values, indptr, indices, rows, D, state, w_off,
 
 #: Which of ``_sparse_sgd_rows``' two paths a kernel compiles: both (chosen per call by
 #: the term lists' size), only the sorted terms' (``_sorted_sgd``), only the summed
-#: rows' (``_summed_gradient``)
+#: rows' (``_summed_gradient``). Each variant is a module-level kernel of its own, the
+#: same wrapper with another constant, not one made by a factory: the second compile
+#: process (``aside``) and its ``COSTS`` find a kernel by its function's module and name.
 BOTH_PATHS, SORTED_PATH, SUMMED_PATH = 0, 1, 2
 
 
