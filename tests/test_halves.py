@@ -149,4 +149,3 @@ def test_forked_child_keeps_the_layer_whole_with_the_same_bits():
     exitcode, here, there, whole = run_with_threads(FORK, 2)
     assert exitcode == "0" and whole == "True"
     assert here == there
-

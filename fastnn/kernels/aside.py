@@ -29,9 +29,12 @@ from .pointers import Kernel, first_class_functions
 #: Seconds to compile each kernel with an empty cache, on one core (2 cores, AMD Zen 1,
 #: 2026-12-05: fits of 784-100-10 float32 at batch 32, SGD with momentum, Adam with
 #: max-norm, and 784-30-10 at batch 10, plain SGD, 3,000 sparse rows, a script timing a
-#: patched ``Dispatcher.compile`` with ``FASTNN_COMPILE_ASIDE=0``); kernels not listed
-#: (the stand-ins ``no_*``) count 0.2 s. Only their ratios to each other and to
-#: ``STARTUP`` matter: they balance the two processes.
+#: patched ``Dispatcher.compile`` with ``FASTNN_COMPILE_ASIDE=0``). The variants
+#: ``fused_sparse_sgd_sorted`` / ``_summed`` and ``fused_layer_update_flat`` are their full
+#: kernel's figure scaled by the two kernels' compile times alone in a fresh process (see
+#: ``updates.sparse_sgd_paths`` and ``updates.flat_layers``). Kernels not listed (the
+#: stand-ins ``no_*``) count 0.2 s. Only their ratios to each other and to ``STARTUP``
+#: matter: they balance the two processes.
 COSTS = {"train_epoch_fused": 7.4, "fused_sparse_update": 7.4, "fused_sparse_sgd": 5.5,
          "fused_sparse_sgd_sorted": 4.6, "fused_sparse_sgd_summed": 3.7,
          "fused_layer_update": 4.5, "fused_layer_update_flat": 3.1,

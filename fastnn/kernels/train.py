@@ -31,8 +31,9 @@ from .aside import COSTS, Ref, compile_plan
 from .pointers import Kernel, first_class_functions
 from .simd import _REGISTER_BYTES, lanes, prefetch, store_nonzeros
 from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, flat_layers,
-                      fused_layer_update, fused_layer_update_flat, fused_sparse_update, max_norm_columns, no_max_norm, no_sparse_update,
-                      regularize_gradient, sorts_terms, sparse_sgd_paths, step_scalars)
+                      fused_layer_update, fused_layer_update_flat, fused_sparse_update,
+                      max_norm_columns, no_max_norm, no_sparse_update, regularize_gradient,
+                      sorts_terms, sparse_sgd_paths, step_scalars)
 
 
 @njit(cache=True, inline="always")
@@ -612,16 +613,16 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
             l1, max_norm, opt_code, hyper, state, step, indptr, indices, values)  # not sizes
     sparse = indptr.size > 0
     halved = sparse and split > 0
+    vl = _REGISTER_BYTES // params.itemsize   # simd.lanes(params), in Python
     # the first layer's update: for SGD without L1, the variant of updates.fused_sparse_sgd
     # for the way (or ways) its parts sum their rows, as the epoch and the halves choose
     m0 = int(layout[0, 3])
-    widths = (padded_width.py_func(split), padded_width.py_func(m0 - split)) if halved else (m0,)
-    upd = ((sparse_sgd_paths(widths, _REGISTER_BYTES // params.itemsize)
-            if opt_code == SGD and l1 == 0 else fused_sparse_update) if sparse
-           else no_sparse_update)
+    widths = ((padded_width.py_func(split), padded_width.py_func(m0 - split)) if halved
+              else (m0,))
+    upd = ((sparse_sgd_paths(widths, vl) if opt_code == SGD and l1 == 0
+            else fused_sparse_update) if sparse else no_sparse_update)
     # the other layers' (and a dense first layer's): flat steps only, where all take them
-    flat = flat_layers(layout, 1 if sparse else 0, opt_code, l1,
-                       _REGISTER_BYTES // params.itemsize)
+    flat = flat_layers(layout, 1 if sparse else 0, opt_code, l1, vl)
     key = tuple(ty(a) for a in args) + (opt_code == SGD, upd, flat, sparse, max_norm > 0,
                                         halved)
     kernels = _FUSED_KERNELS.get(key)
@@ -668,8 +669,9 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
                           (v2, t_max_norm, v1), none),
     }
     k = compile_plan(plan, extra=COSTS["train_epoch_fused"])
-    kernels = (k["gather"], k["fwd_sparse"], k["fwd_loops"], k["act"], k["out_delta"], k["bprop"],
-               k["upd_sparse"], k["upd_layer"], k["max_norm_cols"], adaptive, k["halves"])
+    kernels = (k["gather"], k["fwd_sparse"], k["fwd_loops"], k["act"], k["out_delta"],
+               k["bprop"], k["upd_sparse"], k["upd_layer"], k["max_norm_cols"], adaptive,
+               k["halves"])
     _FUSED_KERNELS[key] = kernels
     return kernels
 
