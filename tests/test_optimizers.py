@@ -242,3 +242,35 @@ def test_train_script_builds_the_adaptive_optimizers():
                  ["--optimizer", "lbfgs", "--weight-decay", "0.1"]):
         with pytest.raises(tm.UsageError):
             tm.resolve_config(argv)
+
+
+@pytest.mark.parametrize("make", [lambda: fnn.SGD(0.1), lambda: fnn.SGD(0.1, momentum=0.9),
+                                  lambda: fnn.SGD(0.1, momentum=0.8, dampening=0.3,
+                                                  nesterov=False),
+                                  lambda: fnn.SGD(0.1, momentum=0.9, nesterov=True),
+                                  lambda: fnn.Adam(0.01), lambda: fnn.RMSprop(0.01)])
+@pytest.mark.parametrize("step", [0, 3])
+def test_step_from_grad_plus_part_is_the_step_from_their_sum(make, step):
+    """``apply_update``'s ``part`` (a large batch's last part, added in the step) moves
+    the weights and the state exactly as adding it into ``grad`` first does."""
+    from fastnn.kernels.updates import apply_update
+    rng = np.random.default_rng(step)
+    layout = np.array([[0, 12, 4, 3], [15, 21, 3, 2]], np.int64)
+    f = np.float32
+    params, grad, part = (rng.standard_normal(23).astype(f) for _ in range(3))
+    part[:4] = -grad[:4]                      # sums of exact zeros, signs and all
+    state0 = np.abs(rng.standard_normal((3, 23))).astype(f)
+    out = []
+    for fused in (True, False):
+        opt = make()
+        p, g = params.copy(), grad.copy()
+        state = state0[:max(opt.n_state, 1)].copy()
+        if fused:
+            apply_update(p, g, layout, 7, 0.01, opt.code, opt.hyper(), state, step, part)
+        else:
+            g += part
+            apply_update(p, g, layout, 7, 0.01, opt.code, opt.hyper(), state, step, None)
+        out.append((p, state))
+    assert out[0][0].tobytes() == out[1][0].tobytes()
+    assert out[0][1].tobytes() == out[1][1].tobytes()
+    assert not np.array_equal(out[0][0], params)

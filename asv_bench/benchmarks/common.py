@@ -356,7 +356,7 @@ def apply_update_case(rule, width, dtype):
                params=gaussian((n,), dtype, 0.05, salt=6),
                grad=gaussian((n,), dtype, 0.01, salt=7),
                layout=table, batch=32, l2=0.0, opt_code=code, hyper=hyper, state=state,
-               step=_STEP)
+               step=_STEP, part=None)
     run()
     return run
 

@@ -329,7 +329,7 @@ def train_epoch_ext(params, layout, layout_x, codes, slope, cost_code, ext, stat
             return loss, correct, s
         if clip_norm > 0 or l1 > 0:
             regularize_gradient(params, grad, layout_x, nb, l1, clip_norm)
-        apply_update(params, grad, layout_x, nb, l2, opt_code, hyper, state, step[0])
+        apply_update(params, grad, layout_x, nb, l2, opt_code, hyper, state, step[0], None)
         if max_norm > 0:
             for l in range(L):
                 max_norm_columns(_block(params, layout[l, 0], layout[l, 2], layout[l, 3]),

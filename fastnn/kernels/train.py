@@ -246,7 +246,7 @@ def no_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels, 
 @njit(cache=True, inline="always")
 def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
                    rows, chunk, blas_min, acts, offs, Zout, D1, D2, wt, Tws, labws, grad,
-                   gparts, losses, corrects, ci, Ac, Wc, part, parts):
+                   gparts, losses, corrects, ci, Ac, Wc, part, parts, defer):
     """Summed gradient over ``X[rows]``, in parts of ``chunk`` rows.
 
     The parts are cut from ``rows`` by ``chunk`` alone and their gradients added in part
@@ -257,13 +257,16 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
     turn on this thread, with no parallel loop.
 
     ``part`` and ``parts`` are ``_part`` and ``_parts`` (or ``no_parts``) as function
-    pointers (``blas_kernels``).
+    pointers (``blas_kernels``). Returns ``(cost sum, correct, last)``: with ``defer``,
+    the last part's gradient is left unadded in ``gparts[last]`` for the step to add
+    (``updates.apply_update``'s ``part``); ``last`` is -1 if every part is in ``grad``.
     """
     nb = rows.size
     nparts = (nb + chunk - 1) // chunk
     G = acts.shape[0]
     loss = 0.0
     correct = 0
+    last = -1
     for p0 in range(0, nparts, G):
         k = min(G, nparts - p0)
         if k == 1:
@@ -279,12 +282,15 @@ def batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels, use_la
                   gparts, losses, corrects, ci, Ac, Wc, part)
         for g in range(k):
             if p0 + g > 0:
-                gp = gparts[g]
-                for q in range(grad.size):
-                    grad[q] += gp[q]
+                if defer and p0 + g == nparts - 1:
+                    last = g
+                else:
+                    gp = gparts[g]
+                    for q in range(grad.size):
+                        grad[q] += gp[q]
             loss += losses[g]
             correct += corrects[g]
-    return loss, correct
+    return loss, correct, last
 
 
 @njit(cache=True)
@@ -688,20 +694,27 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
     (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
      Wc) = workspaces(params, layout, codes, chunk, G, True, blas_min)
     grad = np.empty(params.size, params.dtype)
+    # SGD adds a batch's last part in its step; clipping and L1 need the whole sum first
+    defer = opt_code == SGD and clip_norm <= 0 and l1 <= 0
     n = order.size
     loss = 0.0
     correct = 0
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
-        lo, co = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
-                                use_labels, order[s:e], chunk, blas_min, acts, offs, Zout,
-                                D1, D2, wt, Tws, labws, grad, gparts, losses, corrects, ci,
-                                Ac, Wc, part, parts)
+        lo, co, last = batch_gradient(params, layout, codes, slope, cost_code, X, Y,
+                                      labels, use_labels, order[s:e], chunk, blas_min, acts,
+                                      offs, Zout, D1, D2, wt, Tws, labws, grad, gparts,
+                                      losses, corrects, ci, Ac, Wc, part, parts, defer)
         if not math.isfinite(lo):
             return loss, correct, s
         if clip_norm > 0 or l1 > 0:
             regularize_gradient(params, grad, layout, e - s, l1, clip_norm)
-        apply_update(params, grad, layout, e - s, l2, opt_code, hyper, state, step[0])
+        if last >= 0:   # the step adds the last part (see apply_update)
+            apply_update(params, grad, layout, e - s, l2, opt_code, hyper, state, step[0],
+                         gparts[last])
+        else:
+            apply_update(params, grad, layout, e - s, l2, opt_code, hyper, state, step[0],
+                         None)
         if max_norm > 0:
             for l in range(layout.shape[0]):
                 max_norm_columns(_block(params, layout[l, 0], layout[l, 2], layout[l, 3]),
@@ -731,10 +744,10 @@ def _loss_and_gradient(params, layout, codes, slope, cost_code, X, Y, labels, us
     (offs, acts, Zout, D1, D2, wt, Tws, labws, gparts, losses, corrects, ci, Ac,
      Wc) = workspaces(params, layout, codes, chunk, G, True, blas_min)
     rows = np.arange(X.shape[0])
-    loss, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
-                             use_labels, rows, chunk, blas_min, acts, offs, Zout, D1, D2,
-                             wt, Tws, labws, grad, gparts, losses, corrects, ci, Ac, Wc,
-                             part, parts)
+    loss, _, _ = batch_gradient(params, layout, codes, slope, cost_code, X, Y, labels,
+                                use_labels, rows, chunk, blas_min, acts, offs, Zout, D1,
+                                D2, wt, Tws, labws, grad, gparts, losses, corrects, ci, Ac,
+                                Wc, part, parts, False)
     return loss
 
 
@@ -850,6 +863,7 @@ def forward_all(params, layout, codes, slope, cost_code, X, Y, labels, use_label
      Wc) = workspaces(params, layout, codes, chunk, G, False, blas_min)
     loss = 0.0
     correct = 0
+    last = -1
     for p0 in range(0, nparts, G):
         k = min(G, nparts - p0)
         _forward_parts(params, layout, codes, slope, cost_code, X, Y, labels, use_labels,
