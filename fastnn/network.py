@@ -503,7 +503,7 @@ class Network:
         scan = []
 
         def finite(arr):   # one pass: the NaN/inf check and the CSR row pointer
-            indptr, bad = _kt.nonzero_rows(arr)
+            indptr, bad = _kt.count_nonzeros(arr)
             scan.append(indptr)
             return bad == 0
 
@@ -723,7 +723,7 @@ class Network:
         if not fused or batch_size >= BLAS_MIN_BATCH or batch_size > CHUNK:
             return empty
         if indptr is None:
-            indptr = _kt.nonzero_rows(X)[0]
+            indptr = _kt.count_nonzeros(X)[0]
         if indptr[-1] > SPARSE_MAX_DENSITY * X.size:
             return empty
         return (indptr, *_kt.nonzero_entries(X, indptr))

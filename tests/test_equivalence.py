@@ -212,14 +212,41 @@ def test_nonzero_index_matches_numpy():
     assert indices.tolist() == [3, 65_536, 69_999] and values.tolist() == [1.0, 2.0, 3.0]
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_nonzero_index_on_threads_matches_numpy(monkeypatch, threads):
+    """The index's two passes cut into blocks of rows done on threads at once
+    (``count_nonzeros``, ``nonzero_entries``): numpy's non-zeros and NaN count, the
+    blocks' edges included (each block but the last fills its last row exactly, as the
+    next block's first row is written beside it)."""
+    from fastnn.kernels import train
+    monkeypatch.setattr(train, "THREADED_MIN", 1)
+    monkeypatch.setattr(train, "_index_threads", lambda: threads)
+    rng = np.random.default_rng(threads)
+    X = rng.standard_normal((31, 37)).astype(np.float32)
+    X[rng.random(X.shape) < 0.7] = 0.0
+    X[10] = 0.0                    # an empty row, the last of the first of 3 blocks
+    X[[14, 15, 20, 21]] = rng.standard_normal(37)   # full rows at the blocks' edges
+    assert [b for _, b in train._row_blocks(X)] == [31 * (i + 1) // threads
+                                                    for i in range(threads)]
+    indptr, indices, values = train.nonzero_index(X)
+    rows, cols = np.nonzero(X)
+    assert np.array_equal(indptr, np.r_[0, np.cumsum((X != 0).sum(1))])
+    assert np.array_equal(indices, cols) and np.array_equal(values, X[rows, cols])
+    X[[0, 30], [5, 36]] = np.nan, np.inf
+    assert train.count_nonzeros(X)[1] == 2
+
+
+@pytest.mark.parametrize("exact_last", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("d", [1, 7, 8, 16, 17, 40, 784])
 @pytest.mark.parametrize("fill", ["_fill_nonzeros", "_fill_nonzeros_vec"])
-def test_nonzero_fills_match_numpy(fill, d, dtype):
+def test_nonzero_fills_match_numpy(fill, d, dtype, exact_last):
     """Both fills of the index (the scalar loop and the register-wide one that
     ``nonzero_entries`` takes with AVX2, or AVX-512 and LLVM >= 19: the packing this
     machine's CPU has) give numpy's non-zeros, with -0.0 as zero and NaN as non-zero,
-    for rows shorter than, equal to and longer than a register."""
+    for rows shorter than, equal to and longer than a register; with ``exact_last``
+    nothing is written past the last entry (a block's fill beside the next block's,
+    on another thread: ``nonzero_entries``)."""
     from fastnn.kernels import train
     rng = np.random.default_rng(d)
     X = rng.standard_normal((23, d)).astype(dtype)
@@ -231,11 +258,13 @@ def test_nonzero_fills_match_numpy(fill, d, dtype):
     nnz = int(indptr[-1])
     indices = np.full(nnz + max(d, 16), 7, np.uint16)
     values = np.full(nnz + max(d, 16), 7, dtype)
-    getattr(train, fill)(X, indptr, indices, values)
+    getattr(train, fill)(X, indptr, indices, values, exact_last)
     rows, cols = np.nonzero(X)
     assert np.array_equal(indptr, np.r_[0, np.cumsum((X != 0).sum(1))])
     assert np.array_equal(indices[:nnz], cols)
     assert np.array_equal(values[:nnz], X[rows, cols], equal_nan=True)
+    if exact_last:
+        assert (indices[nnz:] == 7).all() and (values[nnz:] == 7).all()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

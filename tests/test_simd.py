@@ -87,7 +87,7 @@ def test_index_fill_of_a_row_ending_at_a_page_end(edge, dtype):
     nnz = int(indptr[-1])
     indices = np.empty(nnz + 64, np.uint16)
     values = np.empty(nnz + 64, dtype)
-    train._fill_nonzeros_vec(X, indptr, indices, values)
+    train._fill_nonzeros_vec(X, indptr, indices, values, False)
     rows, cols = np.nonzero(X)
     assert np.array_equal(indices[:nnz], cols)
     assert np.array_equal(values[:nnz], X[rows, cols])
