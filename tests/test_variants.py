@@ -23,10 +23,12 @@ def test_the_first_layers_update_compiles_only_the_ways_its_parts_sum_rows():
     assert u.sparse_sgd_paths((32, 16), L32) is u.fused_sparse_sgd_summed
     assert u.sparse_sgd_paths((32, 16), L64) is u.fused_sparse_sgd       # 16 < 32: sorted
     assert u.sparse_sgd_paths((80, 64), L64) is u.fused_sparse_sgd       # 80 > 64: summed
-    for m in range(1, 300):
-        sorted_ = u.sorts_terms.py_func(m, L32)
-        assert u.sparse_sgd_paths((m,), L32) is (u.fused_sparse_sgd_sorted if sorted_
-                                                 else u.fused_sparse_sgd_summed)
+    # whole layers at the edges of the sorted widths: over two registers, up to eight
+    for m, want in ((32, u.fused_sparse_sgd_summed), (33, u.fused_sparse_sgd_sorted),
+                    (128, u.fused_sparse_sgd_sorted), (129, u.fused_sparse_sgd_summed)):
+        assert u.sparse_sgd_paths((m,), L32) is want, m
+    assert u.sparse_sgd_paths((16,), L64) is u.fused_sparse_sgd_summed
+    assert u.sparse_sgd_paths((17,), L64) is u.fused_sparse_sgd_sorted
 
 
 def _layout(sizes):
@@ -45,7 +47,7 @@ def test_flat_only_where_every_layer_steps_flat():
     assert u.flat_layers(_layout([20, 30, 3]), 0, u.SGD, 0.0, L32)
     assert not u.flat_layers(_layout([20, 30, 3]), 0, u.SGD, 0.0, L64)   # 30 > 16
     assert not u.flat_layers(_layout([784, 100, 64, 10]), 1, u.SGD, 0.0, L32)
-    for n in (1, 64, 128, 129, 4096):
-        for m in (1, 16, 32, 33):
-            flat = m <= 2 * L32 and n * m <= u.FLAT_MAX
-            assert u.flat_layers(_layout([5, n, m]), 1, u.SGD, 0.0, L32) == flat
+    # at the edges: two registers of units (32), FLAT_MAX = 4096 weights
+    for n, m, flat in ((1, 32, True), (1, 33, False), (128, 32, True), (129, 32, False),
+                       (4096, 1, True), (4097, 1, False), (2048, 2, True)):
+        assert u.flat_layers(_layout([5, n, m]), 1, u.SGD, 0.0, L32) == flat, (n, m)

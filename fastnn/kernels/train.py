@@ -13,7 +13,7 @@ summed gradients are added up, so a large batch (up to the full data set) never 
 a workspace of its size. A chunk of at least ``blas_min`` rows takes the BLAS path.
 """
 import math
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -30,7 +30,7 @@ from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_lay
                      padded_width, split_column)
 from .aside import COSTS, Ref, compile_plan
 from .pointers import Kernel, first_class_functions
-from .simd import _REGISTER_BYTES, lanes, prefetch, store_nonzeros
+from .simd import Vec, lanes, prefetch, store_nonzeros
 from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, flat_layers,
                       fused_layer_update, fused_layer_update_flat, fused_sparse_update,
                       max_norm_columns, no_max_norm, no_sparse_update, regularize_gradient,
@@ -620,7 +620,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
             l1, max_norm, opt_code, hyper, state, step, indptr, indices, values)  # not sizes
     sparse = indptr.size > 0
     halved = sparse and split > 0
-    vl = _REGISTER_BYTES // params.itemsize   # simd.lanes(params), in Python
+    vl = Vec(numba.from_dtype(params.dtype)).lanes   # simd.lanes(params), in Python
     # the first layer's update: for SGD without L1, the variant of updates.fused_sparse_sgd
     # for the way (or ways) its parts sum their rows, as the epoch and the halves choose
     m0 = int(layout[0, 3])
@@ -967,8 +967,9 @@ VECTOR_COMPRESS = simd.AVX2 and (not simd.AVX512 or llvm_version_info >= (19,))
 
 
 #: Fewest entries of ``X`` for which ``count_nonzeros`` and ``nonzero_entries`` cut its
-#: rows into blocks, one per thread (``numba.get_num_threads()``), done at once: a thread
-#: takes 110-115 us to start and join here (median of 200), MNIST's index ~50 ms on one.
+#: rows into blocks, one per thread (``numba.get_num_threads()``), done at once: a pool of
+#: one thread takes ~0.2 ms to start, run and join here (186 us best, 217 us median of
+#: 200), MNIST's index ~50 ms on one thread.
 THREADED_MIN = 1 << 20
 
 
@@ -986,26 +987,15 @@ def _row_blocks(X):
 
 
 def _on_threads(fn, blocks):
-    """``[fn(a, b) for (a, b) in blocks]``, the first block on this thread and each
-    other on a thread of its own, at once (the kernels release the GIL: ``nogil``)."""
-    out = [None] * len(blocks)
-    errors = []
-
-    def run(i):
-        try:
-            out[i] = fn(*blocks[i])
-        except BaseException as e:  # pragma: no cover - re-raised below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(1, len(blocks))]
-    for t in threads:
-        t.start()
-    run(0)
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return out
+    """``[fn(a, b) for (a, b) in blocks]``, the first block on this thread and the others
+    on a pool's threads, at once (the kernels release the GIL: ``nogil``); a block's
+    exception is raised here."""
+    if len(blocks) == 1:
+        return [fn(*blocks[0])]
+    with ThreadPoolExecutor(len(blocks) - 1) as pool:
+        rest = [pool.submit(fn, *b) for b in blocks[1:]]
+        first = fn(*blocks[0])
+        return [first] + [f.result() for f in rest]
 
 
 def count_nonzeros(X):
