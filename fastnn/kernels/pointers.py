@@ -6,13 +6,18 @@ call tree grows with its depth. Passed as an argument (a ``Kernel``), it is comp
 once, on its own, and called through a pointer to its machine code; the caller's
 compile covers only its own code. ``train.fused_kernels`` builds the kernels of the
 small-batch epoch so.
+
+Called a batch at a time, those kernels also pay for Numba's reference counts, which
+``borrowed`` and ``alive`` let the epoch leave out.
 """
 import contextlib
 import warnings
 
 from numba import types
+from numba.core import cgutils
 from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.experimental.function_type import _get_wrapper_address
+from numba.extending import intrinsic
 
 
 @contextlib.contextmanager
@@ -73,3 +78,60 @@ class Kernel(types.WrapperAddressProtocol):
     def __wrapper_address__(self):
         # what Numba itself does with a dispatcher passed where a function type is due
         return _get_wrapper_address(self.dispatcher, self._sig)
+
+
+def _borrowable(ty):
+    return isinstance(ty, types.Array) or (isinstance(ty, types.BaseTuple)
+                                           and all(_borrowable(t) for t in ty))
+
+
+def _borrow(context, builder, ty, value):
+    if isinstance(ty, types.Array):
+        ary = cgutils.create_struct_proxy(ty)(context, builder, value=value)
+        ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+        ary.parent = cgutils.get_null_value(ary.parent.type)
+        return ary._getvalue()
+    for k, t in enumerate(ty):
+        value = builder.insert_value(
+            value, _borrow(context, builder, t, builder.extract_value(value, k)), k)
+    return value
+
+
+@intrinsic
+def borrowed(typingctx, arrays):
+    """``arrays`` (an array, or a tuple of arrays and of such tuples), the same data,
+    shapes and strides, but not reference-counted (only callable from njit code).
+
+    Numba counts the references to every array a compiled function holds: an atomic
+    increment of the array's count when it takes one (each array argument on entry,
+    each view it makes) and a decrement when it drops it (``NRT_incref`` and
+    ``NRT_decref``; a locked instruction each on x86). Its pruning pass removes the
+    pairs it can prove redundant, within a simple stretch of code, not across the
+    epoch's batch loop and its calls: an epoch that calls ten kernels a batch, each
+    taking its arrays and making views of them, paid for every one. An array whose
+    count is absent (a null "meminfo") skips them; so do its views. The caller must
+    keep the originals alive while the borrowed arrays are in use: an argument's
+    caller holds it; an array the function made must be used after the last use of
+    its borrowed one (``alive``). Measured (MNIST epochs, float32, 2026-12-05, AMD EPYC
+    Zen 5, a script outside the repository, fresh processes alternated, best of 7): with
+    ``train.train_epoch_fused``'s arrays borrowed, config D (784-100-10 at batch 1)
+    0.211 s -> 0.185-0.191 s; the two counting functions had taken 26% of its profile
+    (perf)."""
+    if not _borrowable(arrays):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _borrow(context, builder, arrays, args[0])
+
+    return arrays(arrays), codegen
+
+
+@intrinsic
+def alive(typingctx, value):
+    """Use ``value`` and do nothing (only callable from njit code): Numba drops a
+    variable's reference after its last use, so a function that borrows arrays it made
+    (``borrowed``) calls this on them after the borrowed ones' last use."""
+    def codegen(context, builder, sig, args):
+        return context.get_dummy_value()
+
+    return types.none(value), codegen

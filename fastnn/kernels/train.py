@@ -29,7 +29,7 @@ from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compa
 from .halves import (copy_halves, first_layer_halves, half_buffers, no_first_layer_halves,
                      padded_width, split_column)
 from .aside import COSTS, Ref, compile_plan
-from .pointers import Kernel, first_class_functions
+from .pointers import Kernel, alive, borrowed, first_class_functions
 from .simd import Vec, lanes, prefetch, store_nonzeros
 from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, flat_layers,
                       fused_layer_update, fused_layer_update_flat, fused_sparse_update,
@@ -461,25 +461,35 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     which the caller fills before and copies back after: ``halves.copy_halves``) and
     run by two threads (``halves``, ``halves.first_layer_halves``): same bits, the
     layer's update deferred into the next batch's forward.
+
+    Its arrays, and so every view it makes and passes, are ``pointers.borrowed``: not
+    reference-counted at each batch and each call.
     """
-    offs, acts, Zout, D1, D2, Tws, labws, wt = _workspace(params, layout, codes, chunk)
+    (params, layout, codes, X, Y, labels, order, hyper, state, step, indptr, indices,
+     values, H) = borrowed((params, layout, codes, X, Y, labels, order, hyper, state, step,
+                            indptr, indices, values, H))   # the caller holds them
+    made = _workspace(params, layout, codes, chunk)   # alive(made) after the loop
+    offs, acts, Zout, D1, D2, Tws, labws, wt = borrowed(made)
     nsamp = order.size
     loss = 0.0
     correct = 0
     L = layout.shape[0]
     m_out = layout[L - 1, 3]
-    # a gradient row, or a small layer's flat gradient (updates.FLAT_MAX, _flat_sgd)
-    grow = np.empty(_max_width(layout) + FLAT_MAX + 2 * lanes(params), params.dtype)
     sparse = indptr.size > 0
     whole = sparse and split == 0   # the sparse first layer whole (else H holds halves)
     n0 = layout[0, 2]
-    vl = lanes(params)  # G's rows padded to whole registers (updates.fused_sparse_update)
-    G = np.zeros((n0 if whole else 0, (layout[0, 3] + vl - 1) // vl * vl), params.dtype)
-    touched = np.zeros(n0 if whole else 0, np.uint8)
+    vl = lanes(params)  # G's rows padded to whole registers
     sort = whole and sorts_terms(layout[0, 3], vl)
-    cnt = np.empty(n0 + 2 if sort else 0, np.int64)  # updates._sorted_gradient's lists
-    tb = np.empty(batch_size * n0 if sort else 0, np.int64)
-    ta = np.empty(batch_size * n0 if sort else 0, params.dtype)
+    # a gradient row, or a small layer's flat gradient (updates.FLAT_MAX, _flat_sgd);
+    # the first layer's G, touched, cnt, tb, ta (updates.fused_sparse_update)
+    made2 = (np.empty(_max_width(layout) + FLAT_MAX + 2 * lanes(params), params.dtype),
+             np.zeros((n0 if whole else 0, (layout[0, 3] + vl - 1) // vl * vl),
+                      params.dtype),
+             np.zeros(n0 if whole else 0, np.uint8),
+             np.empty(n0 + 2 if sort else 0, np.int64),  # updates._sorted_gradient's lists
+             np.empty(batch_size * n0 if sort else 0, np.int64),
+             np.empty(batch_size * n0 if sort else 0, params.dtype))
+    grow, G, touched, cnt, tb, ta = borrowed(made2)   # alive(made2) after the loop
     no_rows = order[:0]
     urows = no_rows   # the batch whose first-layer update is pending (halves), its delta
     uD = _block(D1, 0, 0, layout[0, 3])
@@ -549,6 +559,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     if urows.size > 0:   # the last batch's first-layer update (halves)
         halves(H, split, values, indptr, indices, urows, uD, no_rows, uD, zero, l2, l1,
                opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
+    alive(made)
+    alive(made2)
     return loss, correct, nsamp
 
 
