@@ -134,25 +134,47 @@ def _vec_lanes_sgd(W, VW, i, j, gs, inv_b, l2, lr, mu, keep, nesterov, first):
         vstorerow(VW, i, j, m, v)
 
 
+@njit(cache=True, inline="always")
+def _row_stride(m, L):
+    """The least ``k`` such that rows ``i`` and ``i + k`` of a C-contiguous matrix of
+    ``m`` columns share no byte of the registers (``L`` lanes each) that load and store
+    them: a row whose width is not a multiple of ``L`` ends in a masked register that
+    reaches into the next row(s).
+
+    A loop that steps rows in place visits rows ``0, k, 2k, ..``, then ``1, k + 1, ..``
+    and so on, so that no row's load follows the masked store that overlaps it: such a
+    load waits until that store reaches the cache (a masked store forwards nothing to a
+    later load). Measured (AMD EPYC Zen 5, 2026-12-05, a script outside the
+    repository): one-epoch fits of config A (784 -> 30 rows, k = 2) 0.0618-0.0625 ->
+    0.0564 s, best of 6 alternated fresh processes in each of two runs, median ratios
+    0.91, same weights. The same order in the sorted terms' step (config B's 100 units on
+    one thread) and in the dense rows' (A on inputs with no zeros) changed nothing
+    (median ratios 1.00): their row sums take longer than the wait."""
+    span = -(-m // L) * L
+    return -(-span // m)
+
+
 @njit(cache=True)
 def _vec_rows_sgd(W, VW, G, touched, inv_b, l2, lr, mu, keep, nesterov, first, sparse_ok):
     """SGD on the rows of ``W`` from their summed gradients in ``G`` (rows padded to
     whole registers), which it leaves all zeros, as it leaves ``touched``. With
     ``sparse_ok`` (plain SGD, no L2: an untouched row does not change) only the
-    touched rows are visited."""
+    touched rows are visited, in the order of ``_row_stride``."""
     n, m = W.shape
     L = lanes(VW[0])
     zeros = vsplat(VW[0], 0.0)
-    for i in range(n):
-        hit = touched[i] != 0
-        if not hit and sparse_ok:
-            continue
-        for j in range(0, m, L):
-            _vec_lanes_sgd(W, VW, i, j, vloadpad(G, i, j), inv_b, l2, lr, mu, keep,
-                           nesterov, first)
-            if hit:
-                vstorepad(G, i, j, zeros)
-        touched[i] = 0
+    k = _row_stride(m, L)
+    for start in range(k):   # rows start, start + k, ...: see _row_stride
+        for i in range(start, n, k):
+            hit = touched[i] != 0
+            if not hit and sparse_ok:
+                continue
+            for j in range(0, m, L):
+                _vec_lanes_sgd(W, VW, i, j, vloadpad(G, i, j), inv_b, l2, lr, mu, keep,
+                               nesterov, first)
+                if hit:
+                    vstorepad(G, i, j, zeros)
+            touched[i] = 0
 
 
 @njit(cache=True, inline="always")
