@@ -57,12 +57,12 @@ def test_arrays_made_and_borrowed_are_freed_once(nrt_stats):
     assert after.mi_alloc - before.mi_alloc == after.mi_free - before.mi_free
 
 
-def test_only_arrays_and_tuples_of_them_are_borrowed():
+def test_numbers_pass_through_and_other_objects_are_refused():
     @njit
     def f(x):
-        return borrowed(x)
+        a, k, (b, flag) = borrowed(x)
+        return a.sum(), k, b.sum(), flag
 
-    with pytest.raises(TypingError):
-        f(1.5)
-    with pytest.raises(TypingError):
-        f((np.zeros(2), 1))
+    assert f((np.arange(3.0), 7, (np.ones(2, np.int32), True))) == (3.0, 7, 2, True)
+    with pytest.raises(TypingError):   # a string is reference-counted too
+        f((np.zeros(2), 7, ("s", True)))

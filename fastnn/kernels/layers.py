@@ -37,6 +37,7 @@ from ._numeric import like
 from .activations import IDENTITY, activate, keeps_z, mul_derivative
 from .dense import backprop_delta, forward, gradients, output_delta
 from .train import _block, _gather, delta_buffers
+from .pointers import alive, borrowed
 from .updates import apply_update, max_norm_columns, regularize_gradient
 
 Y_BLOCK, A_BLOCK, XHAT_BLOCK, MASK_BLOCK, AD_BLOCK = 0, 1, 2, 3, 4
@@ -290,11 +291,16 @@ def train_epoch_ext(params, layout, layout_x, codes, slope, cost_code, ext, stat
     Per batch: forward (dropout masks of the step about to be taken; running
     statistics updated), summed gradient chunk by chunk, gradient clipping and L1 (if
     any), one optimizer step over all parameters, the max-norm constraint (if any).
+    Its arrays are ``pointers.borrowed``, as ``train.train_epoch_fused``'s.
     """
-    hoff, H, hs, bninv, acts0, Zout, Aout, D1, D2, Tws, labws, wt = ext_workspace(
-        params, layout, chunk)
-    grad = np.empty(params.size, params.dtype)
-    gtmp = np.empty(params.size if batch_size > chunk else 0, params.dtype)
+    (params, layout, layout_x, codes, ext, stats, drop, X, Y, labels, order, hyper, state,
+     step) = borrowed((params, layout, layout_x, codes, ext, stats, drop, X, Y, labels,
+                       order, hyper, state, step))   # the caller holds them
+    made = ext_workspace(params, layout, chunk)   # alive(made) after the loop
+    hoff, H, hs, bninv, acts0, Zout, Aout, D1, D2, Tws, labws, wt = borrowed(made)
+    made2 = (np.empty(params.size, params.dtype),
+             np.empty(params.size if batch_size > chunk else 0, params.dtype))
+    grad, gtmp = borrowed(made2)
     L = layout.shape[0]
     m_out = layout[L - 1, 3]
     n = order.size
@@ -336,6 +342,8 @@ def train_epoch_ext(params, layout, layout_x, codes, slope, cost_code, ext, stat
                                  max_norm, grad)
         step[0] += 1
         loss += lo
+    alive(made)
+    alive(made2)
     return loss, correct, n
 
 
