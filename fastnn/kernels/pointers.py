@@ -116,8 +116,9 @@ def borrowed(typingctx, arrays):
     keep the originals alive while the borrowed arrays are in use: an argument's
     caller holds it; an array the function made must be used after the last use of
     its borrowed one (``alive``). A borrowed array must not be returned to Python:
-    boxed without an owner, it would outlive its memory. Measured (MNIST epochs, float32, 2026-12-05, AMD EPYC
-    Zen 5, a script outside the repository, fresh processes alternated, best of 7): with
+    boxed without an owner, it would outlive its memory. Measured (MNIST epochs,
+    float32, 2026-12-05, AMD EPYC Zen 5, a script outside the repository, fresh
+    processes alternated, best of 7): with
     ``train.train_epoch_fused``'s arrays borrowed, config D (784-100-10 at batch 1)
     0.211 s -> 0.185-0.191 s; the two counting functions had taken 26% of its profile
     (perf). With ``layers.train_epoch_ext``'s, a dropout fit of 784-100-10 (0.2, SGD
