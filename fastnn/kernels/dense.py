@@ -13,7 +13,7 @@ Which one runs is decided by the caller (see ``train.py``).
 import numpy as np
 from numba import njit
 
-from ._numeric import like, log1pexp
+from ._numeric import block, like, log1pexp
 from .activations import IDENTITY, SIGMOID, TANH, SOFTMAX, mul_derivative
 from .simd import lanes, vload, vloadrow, vmadd, vmaddrow, vstore, vstorerow
 
@@ -436,7 +436,7 @@ def backprop_delta_loops(D, W, A_prev, code, slope, D_prev, wt):
         if code != IDENTITY:
             mul_derivative(D_prev, A_prev, code, slope)
         return
-    WT = wt[:m * n].reshape(m, n)
+    WT = block(wt, 0, m, n)
     for i in range(n):
         w = W[i]
         for j in range(m):

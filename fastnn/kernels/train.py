@@ -21,7 +21,7 @@ from llvmlite.binding import llvm_version_info
 from numba import njit, prange, types
 
 from . import simd
-from ._numeric import like
+from ._numeric import block, like
 from .activations import activate, keeps_z
 from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
                     forward_loops, forward_sparse, gradients, gradients_compact,
@@ -37,9 +37,7 @@ from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, flat_layers,
                       sorts_terms, sparse_sgd_paths, step_scalars)
 
 
-@njit(cache=True, inline="always")
-def _block(buf, off, rows, cols):
-    return buf[off:off + rows * cols].reshape(rows, cols)
+_block = block   # the epochs' views of their flat buffers (_numeric.block)
 
 
 @njit(cache=True)

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._numeric import like
+from ._numeric import block, like
 from .dense import ROW_REGISTERS, VEC_REGISTERS, axpy_all, row_sum8, sum_rows
 from .pointers import Kernel
 from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmul, vsplat, vstore,
@@ -344,7 +344,7 @@ def _fused_setup(W, state, w_off, batch, l2, l1, opt_code, hyper, step):
     sparse_ok = sgd and mu == 0 and l2c == 0 and l1b == 0
     vel = state[0]
     return (like(W, 1.0) / like(W, batch), l2c, l1b, lr, mu, damp, nesterov, sgd, sparse_ok,
-            step == 0, vel, vel[w_off:w_off + n * m].reshape(n, m))
+            step == 0, vel, block(vel, w_off, n, m))
 
 
 @njit(cache=True, inline="always")
