@@ -46,7 +46,8 @@ def _view2d(typingctx, buf, off, rows, cols):
     def codegen(context, builder, sig, args):
         src = context.make_array(sig.args[0])(context, builder, args[0])
         dst = context.make_array(ret)(context, builder)
-        o, r, c = (context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2, 3))
+        o, r, c = (context.cast(builder, args[k], sig.args[k], types.intp)
+                   for k in (1, 2, 3))
         size = context.get_constant(
             types.intp, context.get_abi_sizeof(context.get_data_type(buf.dtype)))
         populate_array(dst, data=builder.gep(src.data, [o]), shape=[r, c],
