@@ -1,10 +1,10 @@
-"""``fastnn.kernels._numeric.block``: a flat buffer's stretch as a 2-D view, without
-Numba's reshape helper."""
+"""``fastnn.kernels._numeric.block`` and ``flat_view``: 2-D views of a flat buffer and back,
+without Numba's reshape helper."""
 import numpy as np
 import pytest
 from numba import njit
 
-from fastnn.kernels._numeric import block
+from fastnn.kernels._numeric import block, flat_view
 
 
 @njit(cache=True)
@@ -36,3 +36,17 @@ def test_a_block_outside_its_buffer_raises(off, rows, cols):
     with pytest.raises(IndexError):
         _block_reshaped(np.zeros(20), off, rows, cols)
     assert _block_reshaped(np.zeros(20), 0, 4, 5).shape == (4, 5)   # the whole buffer
+
+
+@njit(cache=True)
+def _flat_of(a):
+    f = flat_view(a)
+    f[f.size - 1] = -1.0                  # a write lands in a
+    return f.size, f.strides[0], f.copy()
+
+
+def test_flat_is_the_whole_array_in_order():
+    a = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    size, stride, copy = _flat_of(a)
+    assert size == 12 and stride == 4 and a[2, 3] == -1.0
+    np.testing.assert_array_equal(copy, a.reshape(-1))

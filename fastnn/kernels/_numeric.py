@@ -7,6 +7,7 @@ float64).
 """
 import numpy as np
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 from numba.np.numpy_support import as_dtype
@@ -74,3 +75,27 @@ def block(buf, off, rows, cols):
     if off < 0 or rows < 0 or cols < 0 or off + rows * cols > buf.size:
         raise IndexError("block outside its buffer")
     return _view2d(buf, off, rows, cols)
+
+
+@intrinsic
+def flat_view(typingctx, arr):
+    """A C-contiguous 2-D ``arr`` as a 1-D view of all its elements (``arr.reshape(-1)``,
+    built in place: see ``block``). In the small layers' flat SGD step
+    (``updates._flat_sgd``): config A's one-epoch fit 0.058-0.062 -> 0.054-0.061 s (best
+    of 5, 6 alternated pairs, median ratio 0.98; same weights); B's unchanged."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C"):
+        return None
+    ret = types.Array(arr.dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        dst = context.make_array(ret)(context, builder)
+        r, c = cgutils.unpack_tuple(builder, src.shape, 2)
+        populate_array(dst, data=src.data, shape=[builder.mul(r, c)],
+                       strides=[src.itemsize], itemsize=src.itemsize,
+                       meminfo=src.meminfo, parent=None)
+        out = dst._getvalue()
+        context.nrt.incref(builder, ret, out)
+        return out
+
+    return ret(arr), codegen

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._numeric import block, like
+from ._numeric import block, flat_view, like
 from .dense import ROW_REGISTERS, VEC_REGISTERS, axpy_all, row_sum8, sum_rows
 from .pointers import Kernel
 from .simd import (lanes, vadd, vload, vloadpad, vloadrow, vmadd, vmul, vsplat, vstore,
@@ -546,7 +546,7 @@ def _fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1,
     # online or flat: no row left (one _bias_step below for all paths: each inlined copy
     # of it, SGD's loops and all, cost compile time); FLAT_PATH: no row paths compiled
     if paths != FLAT_PATH:
-        Df = D.reshape(B * m)
+        Df = flat_view(D)
         for i in range(0 if online or flat else n):
             nonzero = _input_used(A_in, i)
             if not nonzero and sparse_ok:
@@ -631,14 +631,14 @@ def _flat_sgd(W, VW, A_in, D, g, inv_b, l2, lr, mu, damp, nesterov, first):
     B, n = A_in.shape
     m = W.shape[1]
     L = lanes(g)
-    Df = D.reshape(B * m)
+    Df = flat_view(D)
     for i in range(n):
         g0, g1 = _row_sums2(A_in, Df, i, m, _input_used(A_in, i))
         vstore(g, i * m, g.size, g0)
         if m > L:
             vstore(g, i * m + L, g.size, g1)
     nm = n * m
-    _sgd_region(W.reshape(nm), g, VW.reshape(nm), 0, nm, inv_b, l2, lr, mu, damp, nesterov,
+    _sgd_region(flat_view(W), g, flat_view(VW), 0, nm, inv_b, l2, lr, mu, damp, nesterov,
                 first, None)
 
 
