@@ -66,8 +66,8 @@ def block(buf, off, rows, cols):
     """``buf[off : off + rows*cols]`` (C-contiguous, 1-D) as a ``(rows, cols)`` array, a
     view. ``.reshape`` does the same through a call to Numba's C helper for any
     strides (``numba_attempt_nocopy_reshape``), at every batch for the epochs' views of
-    their buffers: config D's one-epoch fit took 0.164-0.173 s so and 0.150-0.163 s
-    with this (AMD Zen 5, 2026-12-05, best of 5, 6 alternated pairs of fresh processes,
+    their buffers: config D's one-epoch fit took 0.164-0.173 s with ``.reshape`` and
+    0.150-0.163 s with this (AMD Zen 5, 2026-12-05, best of 5, 6 alternated pairs of fresh processes,
     median ratio 0.92, same weights; a script outside the repository). Raises
     IndexError outside ``buf``, where the slice would have been cut short and the
     reshape failed. Not for a ``prange`` body: a loop that can raise is not run in

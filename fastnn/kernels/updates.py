@@ -517,9 +517,9 @@ def _fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1,
         a_in = A_in[0]
         if m <= VEC_REGISTERS * L:
             # Narrow rows: every row, a zero a_i's too (it subtracts lr * (0 * d_j), a
-            # zero: w is unchanged, bar a -0 weight turned +0, as PyTorch's own step
-            # would), so that no branch depends on which inputs are zero: relu's zeros
-            # (about half of a hidden layer's) follow no pattern a predictor learns.
+            # zero: w is unchanged, except that a -0 weight may turn +0), so that no
+            # branch depends on which inputs are zero: relu's zeros (about half of a
+            # hidden layer's) follow no pattern a predictor learns.
             # Measured (AMD Zen 5, 2026-12-05, a script outside the repository): this
             # update of config D's 100 -> 10 layer alone, 50,000 samples of random relu
             # inputs, 26.9 ms skipping the zero rows, 8.4 ms so.
