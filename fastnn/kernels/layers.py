@@ -33,10 +33,10 @@ import math
 import numpy as np
 from numba import njit
 
-from ._numeric import like
+from ._numeric import block, like
 from .activations import IDENTITY, activate, keeps_z, mul_derivative
 from .dense import backprop_delta, forward, gradients, output_delta
-from .train import _block, _gather, delta_buffers
+from .train import _gather, delta_buffers
 from .pointers import alive, borrowed
 from .updates import apply_update, max_norm_columns, regularize_gradient
 
@@ -132,11 +132,11 @@ def forward_ext(params, layout, codes, slope, ext, stats, drop, seed, step, rows
     mom = like(params, bn_momentum)
     for l in range(L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-        W = _block(params, w_off, n, m)
+        W = block(params, w_off, n, m)
         bias = params[b_off:b_off + m]
         if l == L - 1:
-            Z = _block(Zout, 0, B, m)
-            A = _block(Aout, 0, B, m)
+            Z = block(Zout, 0, B, m)
+            A = block(Aout, 0, B, m)
             forward(A_prev, W, bias, Z, use_blas, l == 0)
             activate(Z, A, codes[l], slope)
             return A
@@ -216,18 +216,18 @@ def backward_ext(params, layout, codes, slope, ext, drop, train, A0, D, grad, ho
     in_d1 = True
     for l in range(L - 1, -1, -1):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-        W = _block(params, w_off, n, m)
+        W = block(params, w_off, n, m)
         if l == 0:
             A_in = A0
         elif train and drop[l - 1] > 0:
             A_in = _hb(hs, AD_BLOCK, H, chunk, hoff, l - 1, B, n)
         else:
             A_in = _hb(hs, A_BLOCK, H, chunk, hoff, l - 1, B, n)
-        gradients(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
+        gradients(A_in, D, block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
         if l == 0:
             break
         k = l - 1
-        Dp = _block(D2 if in_d1 else D1, 0, B, n)
+        Dp = block(D2 if in_d1 else D1, 0, B, n)
         backprop_delta(D, W, Dp, IDENTITY, slope, Dp, use_blas, wt)   # Dp = D @ W.T
         if train and drop[k] > 0:
             Mk = _hb(hs, MASK_BLOCK, H, chunk, hoff, k, B, n)
@@ -320,8 +320,8 @@ def train_epoch_ext(params, layout, layout_x, codes, slope, cost_code, ext, stat
             Ao = forward_ext(params, layout, codes, slope, ext, stats, drop, seed, step[0],
                              crow, A0, True, True, bn_momentum, eps, hoff, H, chunk, hs,
                              bninv, Zout, Aout, use_blas)
-            D = _block(D1, 0, B, m_out)
-            cl, co = output_delta(_block(Zout, 0, B, m_out), Ao, T, lab, use_labels,
+            D = block(D1, 0, B, m_out)
+            cl, co = output_delta(block(Zout, 0, B, m_out), Ao, T, lab, use_labels,
                                   codes[L - 1], cost_code, D)
             target = grad if c0 == 0 else gtmp
             backward_ext(params, layout, codes, slope, ext, drop, True, A0, D, target, hoff,
@@ -338,7 +338,7 @@ def train_epoch_ext(params, layout, layout_x, codes, slope, cost_code, ext, stat
         apply_update(params, grad, layout_x, nb, l2, opt_code, hyper, state, step[0], None)
         if max_norm > 0:
             for l in range(L):
-                max_norm_columns(_block(params, layout[l, 0], layout[l, 2], layout[l, 3]),
+                max_norm_columns(block(params, layout[l, 0], layout[l, 2], layout[l, 3]),
                                  max_norm, grad)
         step[0] += 1
         loss += lo
@@ -370,8 +370,8 @@ def loss_and_gradient_ext(params, layout, codes, slope, cost_code, ext, stats, e
         Ao = forward_ext(params, layout, codes, slope, ext, stats, drop, 0, 0, rows[c0:c1],
                          A0, True, False, 0.0, eps, hoff, H, chunk, hs, bninv, Zout, Aout,
                          use_blas)
-        D = _block(D1, 0, B, m_out)
-        cl, _ = output_delta(_block(Zout, 0, B, m_out), Ao, T, lab, use_labels,
+        D = block(D1, 0, B, m_out)
+        cl, _ = output_delta(block(Zout, 0, B, m_out), Ao, T, lab, use_labels,
                              codes[L - 1], cost_code, D)
         target = grad if c0 == 0 else gtmp
         backward_ext(params, layout, codes, slope, ext, drop, True, A0, D, target, hoff, H,
@@ -414,7 +414,7 @@ def predict_ext(params, layout, codes, slope, ext, stats, eps, X, out, chunk, bl
         if want_cost:
             T = Y[c0:c1] if not use_labels else Y
             lab = labels[c0:c1] if use_labels else labels
-            Z = _block(Zout, 0, B, m_out)
+            Z = block(Zout, 0, B, m_out)
             lo, co = output_delta(Z, Ao, T, lab, use_labels, codes[L - 1], cost_code, Z[:0])
             loss += lo
             correct += co

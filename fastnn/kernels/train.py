@@ -21,7 +21,7 @@ from llvmlite.binding import llvm_version_info
 from numba import njit, prange, types
 
 from . import simd
-from ._numeric import block, like
+from ._numeric import block, flat_view, like
 from .activations import activate, keeps_z
 from .dense import (backprop_delta, backprop_delta_loops, forward, forward_compact,
                     forward_loops, forward_sparse, gradients, gradients_compact,
@@ -35,9 +35,6 @@ from .updates import (FLAT_MAX, SGD, adaptive_step, apply_update, flat_layers,
                       fused_layer_update, fused_layer_update_flat, fused_sparse_update,
                       max_norm_columns, no_max_norm, no_sparse_update, regularize_gradient,
                       sorts_terms, sparse_sgd_paths, step_scalars)
-
-
-_block = block   # the epochs' views of their flat buffers (_numeric.block)
 
 
 @njit(cache=True)
@@ -70,11 +67,11 @@ def _layer_out(layout, codes, l, B, acts, offs, Zout):
     exists; ``Z`` is also what its ``mul_derivative`` reads (``_layer_out(...)[0]``)."""
     m = layout[l, 3]
     L = layout.shape[0]
-    A = _block(acts, offs[l + 1], B, m)
+    A = block(acts, offs[l + 1], B, m)
     if l == L - 1:
-        return _block(Zout, 0, B, m), A
+        return block(Zout, 0, B, m), A
     if keeps_z(codes[l]):
-        return _block(acts, offs[L + 1] + offs[l + 1] - offs[1], B, m), A
+        return block(acts, offs[L + 1] + offs[l + 1] - offs[1], B, m), A
     return A, A
 
 
@@ -97,7 +94,7 @@ def forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, 
     for l in range(L):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
-        W = _block(params, w_off, n, m)
+        W = block(params, w_off, n, m)
         if l == 0 and use_blas and offs[0] == 0 and Wc.size > 0:
             forward_compact(A_prev, W, params[b_off:b_off + m], Z, ci, Ac, Wc)
         else:
@@ -118,23 +115,23 @@ def chunk_gradient(params, layout, codes, slope, cost_code, A0, T, lab, use_labe
     Aout = forward_chunk(params, layout, codes, slope, A0, acts, offs, Zout, use_blas, ci,
                          Ac, Wc)
     compact = use_blas and Wc.size > 0   # forward_compact ran on layer 0
-    D = _block(D1, 0, B, m_out)
-    Z = _block(Zout, 0, B, m_out)
+    D = block(D1, 0, B, m_out)
+    Z = block(Zout, 0, B, m_out)
     loss, correct = output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code, D)
     in_d1 = True  # the current delta lives in D1; the layer below's goes to the other
     for l in range(L - 1, -1, -1):
         w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-        A_in = A0 if l == 0 else _block(acts, offs[l], B, n)
+        A_in = A0 if l == 0 else block(acts, offs[l], B, n)
         if l == 0 and compact:
-            gradients_compact(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m],
+            gradients_compact(A_in, D, block(grad, w_off, n, m), grad[b_off:b_off + m],
                               ci, Ac, Wc)
         else:
-            gradients(A_in, D, _block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
+            gradients(A_in, D, block(grad, w_off, n, m), grad[b_off:b_off + m], use_blas)
         if l > 0:
-            D_prev = _block(D2 if in_d1 else D1, 0, B, n)
+            D_prev = block(D2 if in_d1 else D1, 0, B, n)
             # the derivative reads A_in, or the kept Z for keeps_z codes (_layer_out)
             Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
-            backprop_delta(D, _block(params, w_off, n, m), Z_in, codes[l - 1], slope,
+            backprop_delta(D, block(params, w_off, n, m), Z_in, codes[l - 1], slope,
                            D_prev, use_blas, wt)
             D = D_prev
             in_d1 = not in_d1
@@ -152,8 +149,8 @@ def _gather(X, Y, labels, use_labels, rows, acts, Tws, labws, inputs):
     B = rows.size
     n0 = X.shape[1]
     m_out = Y.shape[1]
-    A0 = _block(acts, 0, B, n0)
-    T = _block(Tws, 0, B if not use_labels else 0, m_out)
+    A0 = block(acts, 0, B, n0)
+    T = block(Tws, 0, B if not use_labels else 0, m_out)
     for b in range(B):
         r = rows[b]
         if inputs:
@@ -490,7 +487,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
     grow, G, touched, cnt, tb, ta = borrowed(made2)   # alive(made2) after the loop
     no_rows = order[:0]
     urows = no_rows   # the batch whose first-layer update is pending (halves), its delta
-    uD = _block(D1, 0, 0, layout[0, 3])
+    uD = block(D1, 0, 0, layout[0, 3])
     ut = step[0]
     usc = step_scalars(opt_code, hyper, ut)
     zero = layout[0, 0] - layout[0, 0]   # the halves' offsets, in the layout's type
@@ -507,7 +504,7 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         for l in range(L):
             w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
             Z, A = _layer_out(layout, codes, l, B, acts, offs, Zout)
-            W = _block(params, w_off, n, m)
+            W = block(params, w_off, n, m)
             if l == 0 and split > 0:  # the pending update, then this forward, by halves
                 halves(H, split, values, indptr, indices, urows, uD, rows, Z, zero, l2, l1,
                        opt_code, hyper, ut, usc, adaptive, upd_sparse, fwd_sparse)
@@ -519,8 +516,8 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
             act(Z, A, codes[l], slope)
             A_prev = A
         Aout = A_prev
-        D = _block(D1, 0, B, m_out)
-        lo, co = out_delta(_block(Zout, 0, B, m_out), Aout, T, lab, use_labels,
+        D = block(D1, 0, B, m_out)
+        lo, co = out_delta(block(Zout, 0, B, m_out), Aout, T, lab, use_labels,
                            codes[L - 1], cost_code, D)
         if not math.isfinite(lo):
             return loss, correct, s
@@ -528,11 +525,11 @@ def train_epoch_fused(params, layout, codes, slope, cost_code, X, Y, labels, use
         in_d1 = True  # the current delta lives in D1; the layer below's goes to the other
         for l in range(L - 1, -1, -1):
             w_off, b_off, n, m = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
-            W = _block(params, w_off, n, m)
-            A_in = A0 if l == 0 else _block(acts, offs[l], B, n)
+            W = block(params, w_off, n, m)
+            A_in = A0 if l == 0 else block(acts, offs[l], B, n)
             D_prev = D
             if l > 0:  # the delta below needs the old W: compute it before updating W
-                D_prev = _block(D2 if in_d1 else D1, 0, B, n)
+                D_prev = block(D2 if in_d1 else D1, 0, B, n)
                 Z_in = _layer_out(layout, codes, l - 1, B, acts, offs, Zout)[0]
                 bprop(D, W, Z_in, codes[l - 1], slope, D_prev, wt)
                 in_d1 = not in_d1
@@ -608,7 +605,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     ``batch_size`` and ``chunk`` do not change them.
 
     Each is compiled for the types it is called with there: the views of the buffers
-    (``_block``) are C-contiguous 1-D and 2-D arrays of the parameters' dtype, a batch's
+    (``block``) are C-contiguous 1-D and 2-D arrays of the parameters' dtype, a batch's
     rows ``order[s:e]`` a C-contiguous array of ``order``'s dtype, offsets and sizes
     ``layout``'s integers. The kernels this fit will not call (the sparse first layer
     without a CSR index, the max-norm step without ``max_norm``, the adaptive rules'
@@ -648,7 +645,7 @@ def fused_kernels(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
     (t_params, t_layout, t_codes, t_slope, t_cost, t_X, t_Y, t_labels, t_use, t_order,
      t_l2, t_l1, t_max_norm, t_opt, t_hyper, t_state, t_step, t_indptr, t_indices,
      t_values) = key[:len(args)]
-    v1, v2, i64, _ = _buffer_types(t_params)   # views of the buffers (_block)
+    v1, v2, i64, _ = _buffer_types(t_params)   # views of the buffers (block)
     rows = types.Array(t_order.dtype, 1, "C")  # order[s:e]
     off = t_layout.dtype                       # layout[l, k]
     code = t_codes.dtype
@@ -728,7 +725,7 @@ def train_epoch_blas(params, layout, codes, slope, cost_code, X, Y, labels, use_
                          None)
         if max_norm > 0:
             for l in range(layout.shape[0]):
-                max_norm_columns(_block(params, layout[l, 0], layout[l, 2], layout[l, 3]),
+                max_norm_columns(block(params, layout[l, 0], layout[l, 2], layout[l, 3]),
                                  max_norm, grad)   # grad is free until the next batch
         step[0] += 1
         loss += lo
@@ -818,7 +815,7 @@ def _forward_part(params, layout, codes, slope, cost_code, X, Y, labels, use_lab
         return 0.0, 0
     T = Y[c0:c1] if not use_labels else Y
     lab = labels[c0:c1] if use_labels else labels
-    Z = _block(Zout, 0, B, m_out)
+    Z = block(Zout, 0, B, m_out)
     return output_delta(Z, Aout, T, lab, use_labels, codes[L - 1], cost_code,
                         Z[:0])  # no rows: cost only
 
@@ -931,9 +928,10 @@ def predict(params, layout, codes, slope, X, out, chunk, blas_min, nwork=1):
 #: ``_fill_nonzeros_vec``) ask for ``X``'s cache lines, in bytes. Both read ``X`` once, in
 #: order, faster than the CPU's own prefetch brings it. Measured on MNIST's 50,000
 #: float32 training images (157 MB, out of the caches), one thread, best / median of 9
-#: (AMD EPYC Zen 5, 2026-12-05, a script outside the repository): the fill 17.6-18.2 /
-#: 17.7-18.2 ms without, 4.7-4.8 / 4.8-4.9 ms with 12 KB ahead (6 to 24 KB: 4.7-5.0
-#: best); the count 5.6-5.9 ms without, 3.8-4.0 ms with 12 or 24 KB (4.3 ms with 6 KB).
+#: (AMD EPYC Zen 5, 2026-12-05, a script outside the repository, several runs): the fill
+#: 17.6-18.1 / 17.7-18.4 ms without, 4.6-4.9 / 4.7-4.9 ms with 12 KB ahead (5.5 / 5.8 in
+#: a busy run; 6 to 24 KB: 4.7-5.0 best); the count 5.6-5.9 ms without, 3.6-4.0 ms with
+#: 12 or 24 KB (4.3 ms with 6 KB).
 #: The fill asks for a line at each register it packs; the count for a row's lines
 #: before its vectorised loop (a line at a time, its loop took 38 ms).
 PREFETCH_BYTES = 12288
@@ -962,7 +960,7 @@ def nonzero_rows(X):
     indptr[0] = 0
     zero = like(X, 0.0)
     bad = 0
-    flat = X.reshape(n * d)
+    flat = flat_view(X)
     line = 64 // X.itemsize
     ahead = PREFETCH_BYTES // X.itemsize
     for r in range(n):
@@ -1037,8 +1035,9 @@ def _on_threads(fn, blocks):
 def count_nonzeros(X):
     """``nonzero_rows(X)``: ``(indptr, number of NaN or infinite entries)``, each block of
     rows (``_row_blocks``) counted on its own thread, the blocks' row pointers then
-    joined. Measured on MNIST's 50,000 float32 training images, 2 cores (a script outside
-    the repository, best of 8, two runs; 2026-12-05): ``nonzero_rows`` alone 21.8-22.5
+    joined. Measured on MNIST's 50,000 float32 training images, 2 cores (AMD Zen 1,
+    before ``PREFETCH_BYTES``; a script outside the repository, best of 8, two runs;
+    2026-12-05): ``nonzero_rows`` alone 21.8-22.5
     ms, this 11.9-13.0 ms; ``nonzero_entries`` on one thread 27.0-27.6 ms, on two
     14.9-16.3 ms. Small-batch fits pay both once per ``fit``: a one-epoch fit of config
     A (784-30-10, batch 10) took 0.86-0.93 of its time (fresh processes alternated with
@@ -1138,7 +1137,7 @@ def _fill_nonzeros_vec(X, indptr, indices, values, exact_last):
     n, d = X.shape
     L = lanes(values)
     r0 = _first_exact_row(indptr, n, exact_last, L)
-    flat = X.reshape(n * d)
+    flat = flat_view(X)
     ahead = PREFETCH_BYTES // X.itemsize
     for r in range(r0):
         x = X[r]

@@ -515,26 +515,21 @@ def _fused_layer_update(W, bias, A_in, D, state, w_off, b_off, g, batch, l2, l1,
         # layer: 0.071 s an epoch through the buffer, 0.042 s here.
         d = D[0]
         a_in = A_in[0]
-        if m <= VEC_REGISTERS * L:
-            # Narrow rows: every row, a zero a_i's too (it subtracts lr * (0 * d_j), a
-            # zero: w is unchanged, except that a -0 weight may turn +0), so that no
-            # branch depends on which inputs are zero: relu's zeros (about half of a
-            # hidden layer's) follow no pattern a predictor learns.
-            # Measured (AMD Zen 5, 2026-12-05, a script outside the repository): this
-            # update of config D's 100 -> 10 layer alone, 50,000 samples of random relu
-            # inputs, 26.9 ms skipping the zero rows, 8.4 ms so.
-            for i in range(n):
-                a = a_in[i]
-                for j in range(m):
-                    W[i, j] -= lr * (a * d[j])
-        else:   # wide rows: only where a_i != 0
-            for i in range(n):
-                a = a_in[i]
-                if a == 0:
-                    continue
-                w = W[i]
-                for j in range(m):
-                    w[j] -= lr * (a * d[j])   # see _online_note
+        # Wide rows skip the zero inputs. Narrow rows step every row, a zero a_i's too (it
+        # subtracts lr * (0 * d_j), a zero: w is unchanged, except that a -0 weight may
+        # turn +0), so that no branch depends on which inputs are zero: relu's zeros
+        # (about half of a hidden layer's) follow no pattern a predictor learns.
+        # Measured (AMD Zen 5, 2026-12-05, a script outside the repository): this
+        # update of config D's 100 -> 10 layer alone, 50,000 samples of random relu
+        # inputs, 26.9 ms skipping the zero rows, 8.4 ms so.
+        skip_zeros = m > VEC_REGISTERS * L
+        for i in range(n):
+            a = a_in[i]
+            if skip_zeros and a == 0:
+                continue
+            w = W[i]
+            for j in range(m):
+                w[j] -= lr * (a * d[j])   # see _online_note
     vec = sgd and l1b == 0 and m <= VEC_REGISTERS * L
     keep = like(W, 1.0) - damp
     if paths == FLAT_PATH:   # the caller knows: flat unless online
